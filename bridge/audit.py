@@ -1,0 +1,85 @@
+"""Hash-chained audit log: each entry's SHA-256 covers the previous hash and the entry itself.
+
+Entries hold ids and statuses only (no emails, names or payloads), so erasing a person never
+requires rewriting the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Union
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.store.models import AuditEntry, AuditHead
+
+GENESIS = "0" * 64
+HEAD_ID = 1
+# Only these detail keys may be written: a guard against personal data slipping in.
+ALLOWED_DETAIL_KEYS = frozenset({
+    "event_id", "event", "inquiry_id", "from", "to", "job_id", "kind", "attempt", "outcome",
+    "user_type", "level", "reason", "count",
+})
+DetailValue = Union[str, int, None]
+
+
+def canonical_detail(detail: dict[str, DetailValue]) -> str:
+    unknown = set(detail) - ALLOWED_DETAIL_KEYS
+    if unknown:
+        raise ValueError(f"audit detail keys not allowed: {sorted(unknown)}")
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"))
+
+
+def entry_hash(prev_hash: str, seq: int, at: datetime, action: str, subject: str, detail: str) -> str:
+    material = "\n".join([prev_hash, str(seq), at.isoformat(timespec="microseconds"), action, subject, detail])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def append(session: Session, action: str, subject: str, detail: dict[str, DetailValue], *, at: datetime) -> int:
+    """Append in the caller's transaction. The head row lock orders appends across processes."""
+    head = session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).one()
+    body = canonical_detail(detail)
+    seq = head.seq + 1
+    digest = entry_hash(head.hash, seq, at, action, subject, body)
+    session.add(AuditEntry(seq=seq, at=at, action=action, subject=subject, detail=body,
+                           prev_hash=head.hash, hash=digest))
+    head.seq, head.hash = seq, digest
+    return seq
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_broken: int | None  # seq of the first entry that does not verify
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken is None
+
+
+def verify(session: Session, *, batch: int = 1000) -> ChainReport:
+    prev_hash, expected_seq, checked, last_seq = GENESIS, 1, 0, 0
+    while True:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for entry in rows:
+            if entry.seq != expected_seq:
+                return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
+            if entry.prev_hash != prev_hash:
+                return ChainReport(checked, entry.seq, "prev_hash does not match the previous entry")
+            digest = entry_hash(prev_hash, entry.seq, entry.at, entry.action, entry.subject, entry.detail)
+            if digest != entry.hash:
+                return ChainReport(checked, entry.seq, "hash does not match the entry's content")
+            prev_hash, expected_seq, last_seq, checked = entry.hash, entry.seq + 1, entry.seq, checked + 1
+    head = session.get(AuditHead, HEAD_ID)
+    if head is not None and (head.seq != last_seq or head.hash != prev_hash):
+        return ChainReport(checked, last_seq + 1, "chain ends before the recorded head (entries removed)")
+    return ChainReport(checked, None, None)

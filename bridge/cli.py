@@ -1,0 +1,191 @@
+"""`kyc-bridge` command line: click commands that call the domain."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from datetime import timedelta
+
+import click
+
+from bridge import audit, config as config_module, logs
+from bridge.config import ConfigError
+from bridge.runtime import Runtime
+from bridge.settings import Settings, SettingsError
+from bridge.store import migrate, queue
+from bridge.store.engine import StoreUnavailable, transaction
+
+
+def load_runtime() -> Runtime:
+    """Settings and config, validated once; errors name the variable or the file and key."""
+    try:
+        settings = Settings.from_env(os.environ)
+        config = config_module.load(settings.config_file)
+    except (SettingsError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return Runtime.build(settings, config)
+
+
+def database_url() -> str:
+    from bridge.settings import DEFAULT_DATABASE_URL
+
+    return os.environ.get("BRIDGE_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, envvar="BRIDGE_LOG_LEVEL")
+def main(log_level: str) -> None:
+    """kyc-bridge: Persona KYC webhooks in, one truthful KYC state, FluentCRM tags and n8n events out."""
+    logs.configure(log_level.upper())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations to BRIDGE_DATABASE_URL."""
+    migrate.upgrade(database_url(), revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web app and the outbox worker in one process (small sites)."""
+    from bridge.server import SingleProcessServer
+    from bridge.web import create_app
+
+    runtime = load_runtime()
+    for line in runtime.describe_outputs():
+        click.echo(line)
+    click.echo(f"kyc-bridge serving on http://{host}:{port} (webhook: /webhooks/persona)")
+    SingleProcessServer(lambda: create_app(runtime=Runtime.build(runtime.settings, runtime.config)),
+                        host, port).run()
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run what is due now, then exit.")
+def worker(once: bool) -> None:
+    """Drain the outbox: FluentCRM sync (and n8n events), with retries and dead-lettering."""
+    from bridge.worker import Worker
+
+    runtime = load_runtime()
+    for line in runtime.describe_outputs():
+        click.echo(line)
+    outbox = Worker(runtime)
+    if once:
+        outcomes = outbox.drain()
+        click.echo(f"{len(outcomes)} job(s) run")
+        return
+    stop = threading.Event()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    outbox.run_forever(stop)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--database", default="kyc-bridge-demo.db", show_default=True,
+              help="SQLite file, recreated on each run.")
+def demo(host: str, port: int, database: str) -> None:
+    """Run the bridge on SQLite with generated secrets and feed it sample Persona events."""
+    from bridge.demo import run_demo
+
+    run_demo(host, port, database)
+
+
+@main.group()
+def jobs() -> None:
+    """Show and re-queue outbox jobs."""
+
+
+@jobs.command("list")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice([queue.QUEUED, queue.RUNNING, queue.DONE, queue.DEAD, queue.FAILED]),
+              help="Filter (repeatable). 'failed' = waiting to be retried after an error.")
+@click.option("--limit", default=50, show_default=True)
+def jobs_list(states: tuple[str, ...], limit: int) -> None:
+    """Show the newest jobs, with their last error or result."""
+    runtime = load_runtime()
+    with transaction(runtime.sessions) as session:
+        rows = queue.list_jobs(session, list(states) or None, limit)
+    if not rows:
+        click.echo("no jobs")
+        return
+    click.echo(f"{'id':>6}  {'kind':<10} {'state':<8} {'tries':<5}  {'inquiry':<30} last error / result")
+    for job in rows:
+        note = job.last_error or job.result or ""
+        click.echo(f"{job.id:>6}  {job.kind:<10} {job.state:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
+                   f"{job.inquiry_id or '-':<30} {note}")
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Every dead or failed job.")
+def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
+    """Re-queue dead or failed jobs (by id, or --all)."""
+    if not job_ids and not retry_all:
+        raise click.UsageError("give job ids or --all")
+    runtime = load_runtime()
+    with transaction(runtime.sessions) as session:
+        ids = queue.requeue(session, list(job_ids) or None, now=runtime.clock())
+        if ids:
+            audit.append(session, "jobs.requeued", "jobs", {"count": len(ids)}, at=runtime.clock())
+    missing = sorted(set(job_ids) - set(ids))
+    click.echo(f"re-queued {len(ids)} job(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
+    if missing:
+        raise click.ClickException(f"not dead or failed (or unknown): {', '.join(map(str, missing))}")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Hash-chained audit log."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the chain; name the first broken entry."""
+    runtime = load_runtime()
+    with transaction(runtime.sessions) as session:
+        report = audit.verify(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries")
+        return
+    click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.problem} "
+               f"({report.checked} entries verified before it)", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def retention() -> None:
+    """Data retention."""
+
+
+@retention.command("purge")
+def retention_purge() -> None:
+    """Drop stored webhook bodies older than webhooks.payload_retention_days."""
+    from bridge import privacy
+
+    runtime = load_runtime()
+    cutoff = runtime.clock() - timedelta(days=runtime.config.payload_retention_days)
+    with transaction(runtime.sessions) as session:
+        count = privacy.purge_payloads(session, before=cutoff, now=runtime.clock())
+    click.echo(f"dropped {count} webhook bodies received before {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+def run() -> None:
+    """Console entry point: store outages end with a message, not a traceback."""
+    try:
+        main(standalone_mode=True)
+    except StoreUnavailable as exc:
+        click.echo(f"error: the store is unavailable ({exc})", err=True)
+        sys.exit(2)

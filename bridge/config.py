@@ -1,0 +1,189 @@
+"""The TOML configuration: user types → Persona templates and levels, FluentCRM tags, limits.
+
+Validated once at start-up; every error names the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from bridge.states import Status
+
+USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
+UNKNOWN_USER_TYPE = "unknown"
+LEVELS = ("basic", "enhanced")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+BUNDLED = "default_config.toml"
+
+
+class ConfigError(ValueError):
+    def __init__(self, source: str, key: str, problem: str):
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Tag:
+    slug: str
+    title: str
+
+
+@dataclass(frozen=True)
+class UserType:
+    name: str
+    template_id: str
+    level: str
+    tag: Tag
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    hosted_flow_url: str
+    dashboard_url: str
+    max_body_bytes: int
+    signature_tolerance_seconds: int | None  # None: no age check
+    payload_retention_days: int
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    lease_seconds: int
+    poll_interval_seconds: float
+    new_contact_status: str
+    crm_timeout_seconds: float
+    status_tags: Mapping[Status, Tag]
+    user_types: Mapping[str, UserType]
+
+    def user_type_for_template(self, template_id: str | None) -> UserType | None:
+        for user_type in self.user_types.values():
+            if template_id and user_type.template_id == template_id:
+                return user_type
+        return None
+
+
+class _Reader:
+    """Typed access to a TOML table that names the full key path in errors."""
+
+    def __init__(self, source: str, table: Mapping[str, Any], path: str = ""):
+        self.source, self.table, self.path = source, table, path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), problem)
+
+    def sub(self, name: str) -> _Reader:
+        value = self.table.get(name, {})
+        if not isinstance(value, dict):
+            raise self.error(name, "must be a table")
+        return _Reader(self.source, value, self.key(name))
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        if name not in self.table:
+            if default is None:
+                raise self.error(name, "is missing")
+            return default
+        value = self.table[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            raise self.error(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+        return value
+
+    def positive(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        value = self.get(name, kind, default)
+        if value <= 0:
+            raise self.error(name, "must be greater than 0")
+        return value
+
+
+def _tag(reader: _Reader, name: str) -> Tag:
+    tag = reader.sub(name)
+    slug, title = tag.get("slug", str), tag.get("title", str)
+    if not _SLUG.match(slug):
+        raise tag.error("slug", f"{slug!r} is not a slug (lowercase letters, digits and single dashes)")
+    if len(title.strip()) < 3:
+        raise tag.error("title", "must have at least 3 characters")
+    return Tag(slug=slug, title=title.strip())
+
+
+def parse(document: Mapping[str, Any], source: str) -> Config:
+    root = _Reader(source, document)
+    known = {"persona", "webhooks", "worker", "fluentcrm", "user_types"}
+    for key in document:
+        if key not in known:
+            raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
+    persona, webhooks, worker, crm = (root.sub(n) for n in ("persona", "webhooks", "worker", "fluentcrm"))
+
+    status_table = crm.sub("status_tags")
+    status_tags: dict[Status, Tag] = {}
+    for name in status_table.table:
+        try:
+            status = Status(name)
+        except ValueError:
+            raise status_table.error(name, "is not a KYC status") from None
+        status_tags[status] = _tag(status_table, name)
+
+    types_table = root.sub("user_types")
+    user_types: dict[str, UserType] = {}
+    for name in types_table.table:
+        if name not in USER_TYPES:
+            raise types_table.error(name, f"unknown user type (expected one of {', '.join(USER_TYPES)})")
+        entry = types_table.sub(name)
+        template_id = entry.get("template_id", str)
+        if not template_id.startswith(("itmpl_", "tmpl_", "itmplv_")):
+            raise entry.error("template_id", "must be a Persona template id (itmpl_…, itmplv_… or tmpl_…)")
+        level = entry.get("level", str)
+        if level not in LEVELS:
+            raise entry.error("level", f"must be one of {', '.join(LEVELS)}")
+        user_types[name] = UserType(name, template_id, level, _tag(entry, "tag"))
+    missing = [t for t in USER_TYPES if t not in user_types]
+    if missing:
+        raise types_table.error(missing[0], "is missing (every user type needs a template)")
+    templates = [u.template_id for u in user_types.values()]
+    if len(set(templates)) != len(templates):
+        raise types_table.error("*", "two user types share one template_id")
+
+    tolerance = webhooks.get("signature_tolerance_seconds", int, 0)
+    if tolerance < 0:
+        raise webhooks.error("signature_tolerance_seconds", "must be 0 (off) or positive")
+    return Config(
+        source=source,
+        hosted_flow_url=persona.get("hosted_flow_url", str, "https://inquiry.withpersona.com/verify"),
+        dashboard_url=persona.get("dashboard_url", str, "https://app.withpersona.com/dashboard/inquiries"),
+        max_body_bytes=webhooks.positive("max_body_bytes", int, 1024 * 1024),
+        signature_tolerance_seconds=tolerance or None,
+        payload_retention_days=webhooks.positive("payload_retention_days", int, 30),
+        max_attempts=worker.positive("max_attempts", int, 8),
+        backoff_base_seconds=float(worker.positive("backoff_base_seconds", (int, float), 5.0)),
+        backoff_max_seconds=float(worker.positive("backoff_max_seconds", (int, float), 3600.0)),
+        lease_seconds=worker.positive("lease_seconds", int, 120),
+        poll_interval_seconds=float(worker.positive("poll_interval_seconds", (int, float), 0.5)),
+        new_contact_status=crm.get("new_contact_status", str, "transactional"),
+        crm_timeout_seconds=float(crm.positive("timeout_seconds", (int, float), 10.0)),
+        status_tags=MappingProxyType(status_tags),
+        user_types=MappingProxyType(user_types),
+    )
+
+
+def load(path: str | None) -> Config:
+    """Load `path`, or the bundled default when `path` is empty."""
+    if not path:
+        text = resources.files("bridge").joinpath(BUNDLED).read_text(encoding="utf-8")
+        source = f"(bundled) {BUNDLED}"
+    else:
+        source = path
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "(file)", f"cannot be read: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", str(exc)) from None
+    return parse(document, source)

@@ -1,0 +1,42 @@
+"""The `crm.sync` job's domain side: which contact, which tags. Bring one contact's FluentCRM tags in line with its inquiry's current state.
+
+It reads the newest state when it runs, so retries, duplicates and reordering all converge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import tags
+from bridge.config import Config
+from bridge.states import Status
+from bridge.store.engine import transaction
+from bridge.store.models import Contact, Inquiry
+
+SKIPPED_PREFIX = "skipped"
+
+
+@dataclass(frozen=True)
+class Target:
+    email: str
+    first_name: str | None
+    plan: tags.TagPlan
+
+
+def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
+    inquiry = session.query(Inquiry).filter_by(inquiry_id=inquiry_id).one_or_none()
+    if inquiry is None:
+        return f"{SKIPPED_PREFIX}: inquiry no longer stored"
+    contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
+    if contact is None or not contact.email:
+        return f"{SKIPPED_PREFIX}: no email known for this inquiry"
+    plan = tags.plan(config.status_tags, Status(inquiry.status), config.user_types.get(inquiry.user_type))
+    return Target(contact.email, contact.first_name, plan)
+
+
+def target(sessions: sessionmaker[Session], config: Config, inquiry_id: str) -> Target | str:
+    """What to sync for an inquiry, or why there is nothing to sync (ids only, no personal data)."""
+    with transaction(sessions) as session:
+        return _target(session, config, inquiry_id)

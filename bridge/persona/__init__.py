@@ -1,0 +1,1 @@
+"""Pure Persona layer: webhook signatures and event parsing. Standard library only, no I/O."""

@@ -1,0 +1,108 @@
+"""Admin reads: stored inquiry state for the API. Answers only what is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.crm_sync import SKIPPED_PREFIX
+from bridge.ingest import CRM_SYNC
+from bridge.store.models import Contact, Inquiry, Job
+
+
+@dataclass(frozen=True)
+class InquiryView:
+    inquiry_id: str
+    status: str
+    user_type: str
+    level: str | None
+    email: str | None
+    template_id: str | None
+    reference_id: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+    redacted_at: datetime | None
+    updated_at: datetime
+    crm_sync: str  # none | pending | done | skipped | dead
+    crm_sync_error: str | None
+
+    def as_json(self) -> dict[str, object]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "inquiry_id": self.inquiry_id, "status": self.status, "user_type": self.user_type,
+            "level": self.level, "email": self.email, "template_id": self.template_id,
+            "reference_id": self.reference_id, "decided_at": iso(self.decided_at),
+            "decided_by_event": self.decided_by, "redacted_at": iso(self.redacted_at),
+            "updated_at": iso(self.updated_at), "crm_sync": self.crm_sync,
+            "crm_sync_error": self.crm_sync_error,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[InquiryView]
+    total: int
+    page: int
+    per_page: int
+
+
+def _sync_states(session: Session, inquiry_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    if not inquiry_ids:
+        return {}
+    latest = (
+        select(Job.inquiry_id, func.max(Job.id).label("job_id"))
+        .where(Job.kind == CRM_SYNC, Job.inquiry_id.in_(inquiry_ids)).group_by(Job.inquiry_id).subquery()
+    )
+    rows = session.execute(select(Job).join(latest, Job.id == latest.c.job_id)).scalars().all()
+    states: dict[str, tuple[str, str | None]] = {}
+    for job in rows:
+        if job.state == "done":
+            state = "skipped" if (job.result or "").startswith(SKIPPED_PREFIX) else "done"
+        elif job.state == "dead":
+            state = "dead"
+        else:
+            state = "pending"
+        states[job.inquiry_id or ""] = (state, job.last_error if job.state != "done" else None)
+    return states
+
+
+def _views(session: Session, rows: list[tuple[Inquiry, str | None]]) -> list[InquiryView]:
+    syncs = _sync_states(session, [inquiry.inquiry_id for inquiry, _ in rows])
+    return [
+        InquiryView(
+            inquiry.inquiry_id, inquiry.status, inquiry.user_type, inquiry.level, email,
+            inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
+            inquiry.redacted_at, inquiry.updated_at,
+            *syncs.get(inquiry.inquiry_id, ("none", None)),
+        )
+        for inquiry, email in rows
+    ]
+
+
+def list_inquiries(session: Session, *, status: str | None, user_type: str | None, email: str | None,
+                   page: int, per_page: int) -> Page:
+    query = select(Inquiry, Contact.email).outerjoin(Contact, Contact.id == Inquiry.contact_id)
+    if status:
+        query = query.where(Inquiry.status == status)
+    if user_type:
+        query = query.where(Inquiry.user_type == user_type)
+    if email:
+        query = query.where(Contact.email == email)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(
+        query.order_by(Inquiry.updated_at.desc(), Inquiry.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return Page(_views(session, [(r[0], r[1]) for r in rows]), total, page, per_page)
+
+
+def get_inquiry(session: Session, inquiry_id: str) -> InquiryView | None:
+    row = session.execute(
+        select(Inquiry, Contact.email).outerjoin(Contact, Contact.id == Inquiry.contact_id)
+        .where(Inquiry.inquiry_id == inquiry_id)
+    ).first()
+    return _views(session, [(row[0], row[1])])[0] if row else None

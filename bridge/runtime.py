@@ -1,0 +1,55 @@
+"""What every entry point (web app, worker, CLI) shares: settings, config, store, sinks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.config import Config
+from bridge.settings import Settings
+from bridge.store.engine import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def build(cls, settings: Settings, config: Config) -> Runtime:
+        engine = make_engine(settings.database_url)
+        return cls(settings, config, engine, make_sessionmaker(engine))
+
+    def crm_client(self):  # type: ignore[no-untyped-def]
+        """A FluentCRM client, or None when FluentCRM is not configured (sync runs as a dry run)."""
+        if not self.settings.fluentcrm_enabled:
+            return None
+        from bridge.sinks.fluentcrm import FluentCRMClient
+
+        return FluentCRMClient(
+            self.settings.fluentcrm_base_url or "", self.settings.fluentcrm_username or "",
+            self.settings.fluentcrm_app_password or "", timeout=self.config.crm_timeout_seconds,
+            new_contact_status=self.config.new_contact_status,
+        )
+
+    def describe_outputs(self) -> list[str]:
+        """Start-up lines saying which outputs are on (no secrets)."""
+        lines = []
+        lines.append("FluentCRM sync: " + ("on" if self.settings.fluentcrm_enabled
+                                            else "off (FLUENTCRM_BASE_URL unset: tag changes are computed, not sent)"))
+        lines.append("n8n events: " + ("on" if self.settings.n8n_enabled else "off (N8N_WEBHOOK_URL unset)"))
+        return lines

@@ -1,0 +1,1 @@
+"""Outbound sinks: HTTP clients for the systems kyc-bridge writes to (FluentCRM, ...)."""

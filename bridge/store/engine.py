@@ -1,0 +1,89 @@
+"""Engine and session set-up per backend (SQLite, MariaDB/MySQL via pymysql, PostgreSQL via psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused the transaction for a transient reason."""
+
+
+def normalize_url(url: str) -> str:
+    """Pin the drivers we ship: `postgresql://` → psycopg 3, `mysql://`/`mariadb://` → pymysql."""
+    parsed = make_url(url)
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif driver in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername=f"{driver}+pymysql")
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy's "begin" hook issue BEGIN IMMEDIATE: a writer takes the lock up front instead
+    # of failing to upgrade a read lock half-way (which busy_timeout cannot retry).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before we answer 200 (NORMAL may lose the last commits on power loss).
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    url = normalize_url(url)
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    # READ COMMITTED on both servers: MariaDB's default REPEATABLE READ takes gap locks that make
+    # concurrent SKIP LOCKED claims and inserts deadlock-prone.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=5,
+        pool_recycle=1800,
+        isolation_level="READ COMMITTED",
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    return isinstance(exc, (OperationalError, InterfaceError)) or bool(exc.connection_invalidated)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise StoreUnavailable(type(exc.orig).__name__ if exc.orig else "database error") from exc
+        raise
+
+
+def ping(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise StoreUnavailable(type(exc.orig).__name__ if exc.orig else "database error") from exc

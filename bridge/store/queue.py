@@ -1,0 +1,120 @@
+"""Outbox queries: enqueue in the caller's transaction, claim with a lease, record outcomes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from bridge.store.models import Job
+
+QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
+FAILED = "failed"  # not stored: a queued job waiting for its retry after an error
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    inquiry_id: str | None
+    payload: dict[str, Any]
+    attempts: int  # including this one
+    max_attempts: int
+    lease_token: str
+
+
+def enqueue(
+    session: Session, kind: str, *, inquiry_id: str | None, payload: dict[str, Any],
+    max_attempts: int, now: datetime, coalesce: bool = False,
+) -> bool:
+    """Add a job in the caller's transaction. `coalesce`: skip when an identical job is still
+    queued (it will read the newest state when it runs). Returns whether a job was added."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    if coalesce:
+        waiting = session.scalar(
+            select(Job.id).where(
+                Job.kind == kind, Job.inquiry_id == inquiry_id, Job.state == QUEUED, Job.attempts == 0,
+                Job.payload == body,
+            ).limit(1)
+        )
+        if waiting is not None:
+            return False
+    session.add(Job(kind=kind, inquiry_id=inquiry_id, payload=body, state=QUEUED, attempts=0,
+                    max_attempts=max_attempts, run_after=now, created_at=now, updated_at=now))
+    return True
+
+
+def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs: queued ones whose time has come, and running ones whose lease
+    ran out (their worker died). SKIP LOCKED keeps concurrent workers off each other's rows on
+    PostgreSQL and MariaDB; SQLite's BEGIN IMMEDIATE serialises claimers instead."""
+    due = or_(
+        (Job.state == QUEUED) & (Job.run_after <= now),
+        (Job.state == RUNNING) & (Job.lease_until < now),
+    )
+    rows = session.scalars(
+        select(Job).where(due).order_by(Job.run_after, Job.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed = []
+    for job in rows:
+        job.state = RUNNING
+        job.attempts += 1
+        job.lease_token = secrets.token_hex(16)
+        job.lease_until = now + timedelta(seconds=lease_seconds)
+        job.updated_at = now
+        claimed.append(ClaimedJob(job.id, job.kind, job.inquiry_id, json.loads(job.payload or "{}"),
+                                  job.attempts, job.max_attempts, job.lease_token))
+    return claimed
+
+
+def _finish(session: Session, job: ClaimedJob, now: datetime, **values: Any) -> bool:
+    """Update the job only if we still hold its lease (else another worker re-ran it)."""
+    result = session.execute(
+        update(Job).where(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == RUNNING)
+        .values(lease_token=None, lease_until=None, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def complete(session: Session, job: ClaimedJob, *, now: datetime, result: str | None) -> bool:
+    return _finish(session, job, now, state=DONE, result=result, last_error=None)
+
+
+def retry_later(session: Session, job: ClaimedJob, *, now: datetime, run_after: datetime, error: str) -> bool:
+    return _finish(session, job, now, state=QUEUED, run_after=run_after, last_error=error)
+
+
+def bury(session: Session, job: ClaimedJob, *, now: datetime, error: str) -> bool:
+    return _finish(session, job, now, state=DEAD, last_error=error)
+
+
+def requeue(session: Session, job_ids: list[int] | None, *, now: datetime) -> list[int]:
+    """Make dead jobs, and failed ones waiting for their next try, due now (all, or the given ids);
+    dead jobs get a fresh attempt budget."""
+    waiting_retry = (Job.state == QUEUED) & Job.last_error.is_not(None)
+    query = select(Job).where((Job.state == DEAD) | waiting_retry)
+    if job_ids:
+        query = query.where(Job.id.in_(job_ids))
+    jobs = session.scalars(query.with_for_update()).all()
+    for job in jobs:
+        if job.state == DEAD:
+            job.attempts = 0
+        job.state, job.run_after, job.updated_at = QUEUED, now, now
+    return [job.id for job in jobs]
+
+
+def list_jobs(session: Session, states: list[str] | None, limit: int) -> list[Job]:
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if states:
+        stored = [s for s in states if s != FAILED]
+        condition = Job.state.in_(stored)
+        if FAILED in states:
+            condition = condition | ((Job.state == QUEUED) & Job.last_error.is_not(None))
+        query = query.where(condition)
+    return list(session.scalars(query).all())

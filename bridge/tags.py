@@ -1,0 +1,33 @@
+"""Which FluentCRM tags a contact should gain and lose for a KYC status. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bridge.config import Tag, UserType
+from bridge.states import Status
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    attach: tuple[Tag, ...]
+    detach: tuple[Tag, ...]
+
+
+def plan(
+    status_tags: Mapping[Status, Tag], status: Status | None, user_type: UserType | None
+) -> TagPlan:
+    """Attach the tag of `status` (and of the user type); detach every other KYC status tag."""
+    attach: list[Tag] = []
+    wanted = status_tags.get(status) if status else None
+    if wanted:
+        attach.append(wanted)
+    if user_type:
+        attach.append(user_type.tag)
+    attach_slugs = {t.slug for t in attach}
+    detach: dict[str, Tag] = {}
+    for tag in status_tags.values():
+        if tag.slug not in attach_slugs:
+            detach.setdefault(tag.slug, tag)
+    return TagPlan(attach=tuple(attach), detach=tuple(sorted(detach.values(), key=lambda t: t.slug)))

@@ -1,0 +1,41 @@
+"""Flask application factory and blueprints (one per surface). Views only translate HTTP."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from bridge import config as config_module
+from bridge.config import Config
+from bridge.runtime import Runtime
+from bridge.settings import Settings
+
+
+def create_app(settings: Settings | None = None, config: Config | None = None,
+               runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        settings = settings or Settings.from_env(os.environ)
+        config = config or config_module.load(settings.config_file)
+        runtime = Runtime.build(settings, config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["kyc_bridge"] = runtime
+    register_blueprints(app)
+    register_errorhandlers(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from bridge.web import api, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from bridge.web.errors import register
+
+    register(app)

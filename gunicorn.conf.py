@@ -1,0 +1,40 @@
+"""gunicorn settings for the web app in production. Run the outbox with `kyc-bridge worker`
+processes beside it (the web processes never call FluentCRM or n8n themselves)."""
+
+import logging
+import multiprocessing
+import os
+
+from bridge.logs import RedactEmails
+
+wsgi_app = "bridge.wsgi:app"
+bind = os.environ.get("BRIDGE_BIND", "0.0.0.0:8000")
+# The request does little CPU work and waits on one database commit: a few processes with a few
+# threads each keep both cores busy while commits are in flight.
+workers = int(os.environ.get("BRIDGE_WEB_WORKERS", multiprocessing.cpu_count() * 2))
+worker_class = "gthread"
+threads = int(os.environ.get("BRIDGE_WEB_THREADS", 4))
+# Persona gives up on a delivery after 5 s; a request still running at 30 s is stuck.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# %(U)s is the path without the query string; the email filter below masks what a path could carry.
+accesslog = os.environ.get("BRIDGE_ACCESS_LOG", "-") or None
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("BRIDGE_LOG_LEVEL", "info")
+
+
+def _redact_gunicorn_logs() -> None:
+    for name in ("gunicorn.access", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactEmails) for f in logger.filters):
+            logger.addFilter(RedactEmails())
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+    _redact_gunicorn_logs()
+
+
+def post_fork(server, worker):  # noqa: ARG001 - gunicorn hook signature
+    _redact_gunicorn_logs()
