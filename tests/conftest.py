@@ -1,0 +1,186 @@
+"""Shared fixtures: a fresh store per test on SQLite, MariaDB and PostgreSQL; the Flask app and client.
+
+A test that needs MariaDB or PostgreSQL is skipped with a reason when the server is unreachable,
+except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from bridge import config as config_module
+from bridge.persona import samples, signature
+from bridge.runtime import Runtime
+from bridge.settings import Settings
+from bridge.store import migrate
+from bridge.store.engine import make_engine, normalize_url
+from bridge.web import create_app
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SERVER_URLS = {
+    "mariadb": os.environ.get("KYC_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+    "postgres": os.environ.get("KYC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+}
+BACKENDS = ("sqlite", "mariadb", "postgres")
+TABLES = ("kyc_audit_log", "kyc_jobs", "kyc_events", "kyc_inquiries", "kyc_contacts")
+WEBHOOK_SECRET = "wbhsec_test_" + "a" * 24
+ADMIN_TOKEN = "test-admin-token"
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: service tests may not skip)")
+    pytest.skip(reason)
+
+
+class ServerDatabase:
+    """One scratch database per test session on a real server, migrated once, emptied per test."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.admin_url = normalize_url(SERVER_URLS[backend])
+        self.name = f"kyc_test_{uuid.uuid4().hex[:10]}"
+        self.url: str | None = None
+        self.error: str | None = None
+
+    def create(self) -> None:
+        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE DATABASE {self.name}"))
+        except sa.exc.OperationalError as exc:
+            self.error = f"{self.backend} unreachable at {make_url(self.admin_url).host}: {type(exc.orig).__name__}"
+            return
+        finally:
+            admin.dispose()
+        self.url = make_url(self.admin_url).set(database=self.name).render_as_string(hide_password=False)
+        migrate.upgrade(self.url)
+
+    def drop(self) -> None:
+        if self.url is None:
+            return
+        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if self.backend == "postgres":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.name}"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_databases() -> Iterator[dict[str, ServerDatabase]]:
+    databases: dict[str, ServerDatabase] = {}
+    yield databases
+    for database in databases.values():
+        database.drop()
+
+
+def empty_store(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        # TRUNCATE also restarts the id sequences, so every test sees ids from 1 on every backend.
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
+        else:
+            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+            for table in TABLES:
+                conn.execute(sa.text(f"TRUNCATE TABLE {table}"))
+            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
+        conn.execute(sa.text("UPDATE kyc_audit_head SET seq = 0, hash = :genesis WHERE id = 1"),
+                     {"genesis": "0" * 64})
+    engine.dispose()
+
+
+def database_url_for(backend: str, tmp_path: Path, server_databases: dict[str, ServerDatabase]) -> str:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bridge.db'}"
+        migrate.upgrade(url)
+        return url
+    database = server_databases.get(backend)
+    if database is None:
+        database = server_databases[backend] = ServerDatabase(backend)
+        database.create()
+    if database.url is None:
+        unavailable(database.error or f"{backend} unavailable")
+    empty_store(database.url)  # type: ignore[arg-type]
+    return database.url  # type: ignore[return-value]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, server_databases: dict[str, ServerDatabase]) -> str:
+    return database_url_for(backend, tmp_path, server_databases)
+
+
+def make_settings(database_url: str, **overrides: str) -> Settings:
+    environ = {
+        "BRIDGE_DATABASE_URL": database_url,
+        "BRIDGE_SECRET_KEY": "test-secret-key",
+        "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        **overrides,
+    }
+    return Settings.from_env(environ)
+
+
+@pytest.fixture
+def config() -> config_module.Config:
+    return config_module.load(None)
+
+
+@pytest.fixture
+def runtime(database_url: str, config: config_module.Config) -> Iterator[Runtime]:
+    rt = Runtime.build(make_settings(database_url), config)
+    yield rt
+    rt.engine.dispose()
+
+
+@pytest.fixture
+def app(runtime: Runtime):  # type: ignore[no-untyped-def]
+    flask_app = create_app(runtime=runtime)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+def signed_headers(body: bytes, secrets_: list[str] | None = None, timestamp: int | None = None) -> dict[str, str]:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return {"Persona-Signature": signature.header_for(secrets_ or [WEBHOOK_SECRET], stamp, body),
+            "Content-Type": "application/json"}
+
+
+def post_event(client, body: bytes | dict):  # type: ignore[no-untyped-def]
+    raw = samples.encode(body) if isinstance(body, dict) else body
+    return client.post("/webhooks/persona", data=raw, headers=signed_headers(raw))
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def with_config(config: config_module.Config, **changes: object) -> config_module.Config:
+    return replace(config, **changes)

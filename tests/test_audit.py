@@ -1,0 +1,87 @@
+"""The hash-chained audit log and `kyc-bridge audit verify`."""
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from bridge import audit
+from bridge.cli import main
+from bridge.persona import samples
+from bridge.store.models import AuditEntry
+from bridge.worker import Worker
+from conftest import new_id, post_event
+
+T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+
+def fill(client, config, runtime, n=3):
+    for i, status in enumerate(("created", "pending", "approved")[:n]):
+        post_event(client, samples.inquiry_event(
+            event_id=new_id("evt"), inquiry_id="inq_audit", status=status, created_at=T0 + timedelta(minutes=i),
+            template_id=config.user_types["vendor"].template_id, email="secret.person@example.com", first_name="Secretname"))
+    Worker(runtime).drain()
+
+
+def test_chain_covers_state_changes_and_job_outcomes_without_personal_data(client, config, runtime):
+    fill(client, config, runtime)
+    with runtime.sessions() as session:
+        entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.seq)).all()
+        actions = [e.action for e in entries]
+        assert actions.count("inquiry.status") == 3 and "job.done" in actions
+        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        assert entries[0].prev_hash == audit.GENESIS
+        for previous, entry in zip(entries, entries[1:]):
+            assert entry.prev_hash == previous.hash
+        text = " ".join(e.detail + e.subject for e in entries).lower()
+        assert "secret" not in text and "@" not in text
+        assert audit.verify(session).ok
+
+
+def test_verify_names_the_first_tampered_entry(client, config, runtime):
+    fill(client, config, runtime)
+    with runtime.sessions.begin() as session:
+        session.execute(sa.update(AuditEntry).where(AuditEntry.seq == 2).values(detail='{"to":"approved"}'))
+    with runtime.sessions() as session:
+        report = audit.verify(session)
+    assert not report.ok and report.first_broken == 2 and report.checked == 1
+
+
+def test_verify_detects_a_removed_entry(client, config, runtime):
+    fill(client, config, runtime)
+    with runtime.sessions.begin() as session:
+        session.execute(sa.delete(AuditEntry).where(AuditEntry.seq == 2))
+    with runtime.sessions() as session:
+        report = audit.verify(session)
+    assert report.first_broken == 2 and "missing" in report.problem
+
+
+def test_verify_detects_truncated_tail(client, config, runtime):
+    fill(client, config, runtime)
+    with runtime.sessions.begin() as session:
+        last = session.scalar(sa.select(sa.func.max(AuditEntry.seq)))
+        session.execute(sa.delete(AuditEntry).where(AuditEntry.seq == last))
+    with runtime.sessions() as session:
+        report = audit.verify(session)
+    assert not report.ok and report.first_broken == last
+
+
+def test_detail_keys_are_allow_listed():
+    import pytest
+
+    with pytest.raises(ValueError, match="email"):
+        audit.canonical_detail({"email": "x@example.com"})
+
+
+def test_cli_verify(client, config, runtime, monkeypatch):
+    fill(client, config, runtime)
+    monkeypatch.setenv("BRIDGE_DATABASE_URL", runtime.settings.database_url)
+    monkeypatch.setenv("BRIDGE_SECRET_KEY", "k")
+    monkeypatch.setenv("BRIDGE_ADMIN_TOKEN", "t")
+    monkeypatch.setenv("PERSONA_WEBHOOK_SECRETS", "wbhsec_x")
+    ok = CliRunner().invoke(main, ["audit", "verify"])
+    assert ok.exit_code == 0 and "intact" in ok.output
+    with runtime.sessions.begin() as session:
+        session.execute(sa.update(AuditEntry).where(AuditEntry.seq == 1).values(action="inquiry.tampered"))
+    broken = CliRunner().invoke(main, ["audit", "verify"])
+    assert broken.exit_code == 1 and "BROKEN at entry 1" in broken.output

@@ -1,0 +1,27 @@
+"""Tag planning (pure)."""
+
+from bridge import config as config_module
+from bridge.states import Status
+from bridge.tags import plan
+
+
+def test_approved_investor_attaches_status_and_type_and_detaches_every_other_status_tag():
+    config = config_module.load(None)
+    result = plan(config.status_tags, Status.APPROVED, config.user_types["investor"])
+    assert [t.slug for t in result.attach] == ["kyc-approved", "kyc-type-investor"]
+    detached = {t.slug for t in result.detach}
+    assert detached == {t.slug for t in config.status_tags.values()} - {"kyc-approved"}
+    assert not detached & {t.slug for t in result.attach}
+
+
+def test_statuses_sharing_a_tag_do_not_detach_it():
+    config = config_module.load(None)
+    result = plan(config.status_tags, Status.PENDING, None)
+    assert [t.slug for t in result.attach] == ["kyc-started"]
+    assert "kyc-started" not in {t.slug for t in result.detach}
+    assert len({t.slug for t in result.detach}) == len(result.detach)
+
+
+def test_unknown_user_type_gets_no_type_tag():
+    config = config_module.load(None)
+    assert [t.slug for t in plan(config.status_tags, Status.DECLINED, None).attach] == ["kyc-declined"]
