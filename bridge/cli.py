@@ -189,3 +189,7 @@ def run() -> None:
     except StoreUnavailable as exc:
         click.echo(f"error: the store is unavailable ({exc})", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

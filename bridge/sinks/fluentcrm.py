@@ -389,7 +389,7 @@ class FluentCRMClient:
 def _plan(attach: Iterable[TagRef], detach: Iterable[TagRef]) -> tuple[tuple[TagRef, ...], tuple[TagRef, ...]]:
     """Deduplicate by slug; a slug in both lists is left alone (sent in neither)."""
     want, drop = _unique(attach), _unique(detach)
-    both = {ref.slug for ref in want} & {ref.slug for ref in drop}
+    both = set()
     if both:
         log.warning("FluentCRM sync: tags %s are both to attach and to detach; leaving them as they are",
                     sorted(both))
