@@ -184,3 +184,23 @@ def new_id(prefix: str) -> str:
 
 def with_config(config: config_module.Config, **changes: object) -> config_module.Config:
     return replace(config, **changes)
+
+
+@pytest.fixture
+def fluentcrm():  # type: ignore[no-untyped-def]
+    from doubles.fluentcrm import FakeFluentCRM
+
+    with FakeFluentCRM() as crm:
+        yield crm
+
+
+def crm_settings(database_url: str, crm) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings(database_url, FLUENTCRM_BASE_URL=crm.base_url, FLUENTCRM_USERNAME=crm.username,
+                         FLUENTCRM_APP_PASSWORD=crm.app_password)
+
+
+@pytest.fixture
+def crm_runtime(database_url: str, config: config_module.Config, fluentcrm) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+    rt = Runtime.build(crm_settings(database_url, fluentcrm), config)
+    yield rt
+    rt.engine.dispose()

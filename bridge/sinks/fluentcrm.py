@@ -269,7 +269,7 @@ class FluentCRMClient:
         contact = _parse_contact(raw, op)
         if contact.tags is None:
             # FluentCRM only includes 'tags' when it loaded them (e.g. created without tags).
-            contact = self._fetch_contact(contact.id)
+            contact = _Contact(contact.id, contact.status, ())
         self._tag_ids.update(contact.tag_ids)  # the contact's own tags are authoritative slug → id
         return contact
 
@@ -389,7 +389,7 @@ class FluentCRMClient:
 def _plan(attach: Iterable[TagRef], detach: Iterable[TagRef]) -> tuple[tuple[TagRef, ...], tuple[TagRef, ...]]:
     """Deduplicate by slug; a slug in both lists is left alone (sent in neither)."""
     want, drop = _unique(attach), _unique(detach)
-    both = set()
+    both = {ref.slug for ref in want} & {ref.slug for ref in drop}
     if both:
         log.warning("FluentCRM sync: tags %s are both to attach and to detach; leaving them as they are",
                     sorted(both))

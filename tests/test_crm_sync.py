@@ -1,0 +1,112 @@
+"""Webhook in → worker → FluentCRM (the recorded-contract double over real HTTP)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bridge.persona import samples
+from bridge.web import create_app
+from bridge.worker import Worker
+from conftest import admin_headers, new_id, post_event
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def client(crm_runtime):  # type: ignore[no-untyped-def]
+    return create_app(runtime=crm_runtime).test_client()
+
+
+def deliver(client, config, status, minutes, inquiry_id="inq_crm1", email="Pat@Example.com", user_type="investor"):
+    body = samples.inquiry_event(event_id=new_id("evt"), inquiry_id=inquiry_id, status=status,
+                                 created_at=T0 + timedelta(minutes=minutes), email=email, first_name="Pat",
+                                 template_id=config.user_types[user_type].template_id)
+    assert post_event(client, body).status_code == 200
+
+
+def crm_state(client, inquiry_id="inq_crm1"):
+    return client.get(f"/api/v1/inquiries/{inquiry_id}", headers=admin_headers()).get_json()
+
+
+def test_new_contact_is_created_without_marketing_status_and_tagged(client, crm_runtime, config, fluentcrm):
+    deliver(client, config, "approved", 1)
+    outcomes = Worker(crm_runtime).drain()
+    assert [o.outcome for o in outcomes] == ["done"]
+    contact = fluentcrm.contact("pat@example.com")
+    assert contact.status == "transactional"
+    assert set(contact.tag_slugs) == {"kyc-approved", "kyc-type-investor"}
+    assert {t.slug: t.title for t in fluentcrm.tags()}["kyc-approved"] == "KYC: Approved"
+    creates = [r for r in fluentcrm.requests if r.method == "POST" and r.path == "/subscribers"]
+    assert len(creates) == 1 and "__force_update" not in creates[0].json
+    assert all(isinstance(t, int) for t in creates[0].json.get("tags", []))  # ids, never titles
+    assert crm_state(client)["crm_sync"] == "done"
+
+
+def test_status_change_swaps_the_status_tag(client, crm_runtime, config, fluentcrm):
+    deliver(client, config, "needs_review", 1)
+    Worker(crm_runtime).drain()
+    assert "kyc-needs-review" in fluentcrm.contact("pat@example.com").tag_slugs
+    deliver(client, config, "approved", 2)
+    Worker(crm_runtime).drain()
+    assert set(fluentcrm.contact("pat@example.com").tag_slugs) == {"kyc-approved", "kyc-type-investor"}
+
+
+def test_existing_contact_keeps_its_status_and_other_tags(client, crm_runtime, config, fluentcrm):
+    fluentcrm.add_contact("pat@example.com", first_name="Pat", status="subscribed", tag_slugs=["vip-buyer"])
+    deliver(client, config, "declined", 1)
+    Worker(crm_runtime).drain()
+    contact = fluentcrm.contact("pat@example.com")
+    assert contact.status == "subscribed"
+    assert set(contact.tag_slugs) == {"vip-buyer", "kyc-declined", "kyc-type-investor"}
+
+
+def test_fluentcrm_down_then_back_up(client, crm_runtime, config, fluentcrm):
+    clock_now = [datetime.now(timezone.utc)]
+    crm_runtime.clock = lambda: clock_now[0]
+    deliver(client, config, "approved", 1)
+    fluentcrm.go_down(503)
+    worker = Worker(crm_runtime)
+    assert [o.outcome for o in worker.run_once()] == ["retry"]
+    state = crm_state(client)
+    assert state["crm_sync"] == "pending" and "503" in state["crm_sync_error"]
+    assert fluentcrm.contact("pat@example.com") is None
+    fluentcrm.come_back_up()
+    clock_now[0] += timedelta(hours=2)  # past the backoff
+    assert [o.outcome for o in worker.run_once()] == ["done"]
+    assert set(fluentcrm.contact("pat@example.com").tag_slugs) == {"kyc-approved", "kyc-type-investor"}
+    assert crm_state(client)["crm_sync"] == "done"
+
+
+def test_rejected_credentials_dead_letter_with_reason_and_retry_after_fix(client, crm_runtime, config, fluentcrm):
+    deliver(client, config, "approved", 1)
+    fluentcrm.reject_auth(True)
+    assert [o.outcome for o in Worker(crm_runtime).drain()] == ["dead"]
+    state = crm_state(client)
+    assert state["crm_sync"] == "dead" and "401" in state["crm_sync_error"]
+    fluentcrm.reject_auth(False)
+    from bridge.store import queue
+
+    with crm_runtime.sessions.begin() as session:
+        assert queue.requeue(session, None, now=crm_runtime.clock())
+    assert [o.outcome for o in Worker(crm_runtime).drain()] == ["done"]
+    assert crm_state(client)["crm_sync"] == "done"
+
+
+def test_sync_is_idempotent_when_rerun(client, crm_runtime, config, fluentcrm):
+    deliver(client, config, "approved", 1)
+    Worker(crm_runtime).drain()
+    fluentcrm.clear_requests()
+    from bridge.worker import crm_sync_handler
+    from bridge.store.queue import ClaimedJob
+
+    handler = crm_sync_handler(crm_runtime)
+    handler(ClaimedJob(0, "crm.sync", "inq_crm1", {"inquiry_id": "inq_crm1"}, 2, 8, "x"))
+    assert fluentcrm.writes() == []  # a re-run (e.g. after a lost lease) writes nothing
+    assert set(fluentcrm.contact("pat@example.com").tag_slugs) == {"kyc-approved", "kyc-type-investor"}
+
+
+def test_inquiry_without_email_is_skipped_not_lost(client, crm_runtime, config, fluentcrm):
+    deliver(client, config, "approved", 1, email=None)
+    assert [o.detail for o in Worker(crm_runtime).drain()] == ["skipped: no email known for this inquiry"]
+    assert crm_state(client)["crm_sync"] == "skipped"
+    assert fluentcrm.writes() == []
