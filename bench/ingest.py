@@ -62,6 +62,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Targets from the issue.
 MIN_RATIO = 0.5  # full-ingest throughput / bare-receiver throughput
 MAX_STEADY_P99_MS = 15.0  # at --rate req/s
+OTHER_LOAD_WARN = 0.15  # cores used by unrelated processes during a timed run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +199,7 @@ def cpu_delta(a: CpuSample, b: CpuSample) -> dict:
     db = sum(t - a.db.get(pid, 0) for pid, t in b.db.items()) / CLK_TCK
     total = b.machine_total - a.machine_total
     return {"server_cpu_s": tree, "db_cpu_s": db, "wall_s": b.wall - a.wall,
+            "machine_busy_s": (b.machine_busy - a.machine_busy) / CLK_TCK,
             "machine_busy": (b.machine_busy - a.machine_busy) / total if total else float("nan")}
 
 
@@ -397,6 +399,7 @@ class Plan:
     rate: float
     steady_seconds: float
     warmup: int
+    wait_quiet: float = 0.0
 
     @property
     def steady_count(self) -> int:
@@ -423,6 +426,8 @@ class Server:
             "BRIDGE_SECRET_KEY": "bench-secret-key",
             "BRIDGE_ADMIN_TOKEN": "bench-admin-token",
             "PYTHONUNBUFFERED": "1",
+            # This checkout's bridge package, even if another one is installed.
+            "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
         })
         self.log = open(self.log_path, "wb")
         self.proc = procs.start(cmd, cwd=str(REPO), env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -459,9 +464,25 @@ class Server:
         self.log.close()
 
 
+def wait_quiet(max_wait: float) -> float:
+    """Wait (at most `max_wait` s) until other processes use < OTHER_LOAD_WARN cores; return the
+    load last seen. Our own server is idle at this point, so the machine's load is someone else's."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        a = _machine()
+        time.sleep(0.5)
+        b = _machine()
+        load = (b[0] - a[0]) / max(b[1] - a[1], 1) * (os.cpu_count() or 1)
+        if load < OTHER_LOAD_WARN or time.monotonic() >= deadline:
+            return load
+        time.sleep(1.0)
+
+
 def drive(procs: Processes, server: Server, requests_file: Path, *, mode: str, first: int, count: int,
           warmup: int, plan: Plan) -> dict:
     """One loadgen run; the server CPU is sampled right around the timed part."""
+    if plan.wait_quiet > 0:
+        wait_quiet(plan.wait_quiet)
     cmd = [sys.executable, str(LOADGEN), "--port", str(server.port), "--requests-file", str(requests_file),
            "--first", str(first), "--warmup", str(warmup), "--mode", mode, "--count", str(count),
            "--connections", str(plan.connections), "--duration", str(plan.duration), "--rate", str(plan.rate)]
@@ -486,6 +507,9 @@ def drive(procs: Processes, server: Server, requests_file: Path, *, mode: str, f
     answered = max(result["answered"], 1)
     result["server_cpu_ms_per_req"] = result["server_cpu_s"] * 1e3 / answered
     result["db_cpu_ms_per_req"] = result["db_cpu_s"] * 1e3 / answered
+    # CPU used by anything else on the machine meanwhile (other jobs skew the figures), in cores.
+    ours = result["server_cpu_s"] + result["db_cpu_s"] + result["loadgen_cpu_s"]
+    result["other_cpu_cores"] = max(0.0, result["machine_busy_s"] - ours) / max(result["wall_s"], 1e-9)
     return result
 
 
@@ -622,6 +646,9 @@ def print_report(results: list[dict], plan: Plan) -> None:
                 extra.append(f"acked-not-stored {dur['acked_not_stored']}, stored-not-acked {dur['stored_not_acked']}")
         extra.append(f"loadgen cpu {r['max']['loadgen_cpu_s'] * 1e3 / max(r['max']['answered'], 1):.2f} ms/req")
         extra.append(f"steady cpu {r['steady']['server_cpu_ms_per_req']:.2f} ms/req")
+        other = max(r["max"]["other_cpu_cores"], r["steady"]["other_cpu_cores"])
+        extra.append(f"other load {other:.2f} cores" + (" (WARNING: machine not quiet, figures skewed)"
+                                                         if other > OTHER_LOAD_WARN else ""))
         if r.get("db_settings"):
             extra.append("postgres " + ", ".join(f"{k}={v}" for k, v in r["db_settings"].items()))
         p(f"  {r['target']}: " + "; ".join(extra))
@@ -644,6 +671,7 @@ def result_line(r: dict, plan: Plan) -> str:
         "db_cpu_ms_per_req": round(mx["db_cpu_ms_per_req"], 3) if r["backend"] == "postgres" else None,
         "ratio": round(r["ratio"], 3) if r.get("ratio") is not None else None,
         "non_200": r["non_200_total"],
+        "other_load_cores": round(max(mx["other_cpu_cores"], st["other_cpu_cores"]), 2),
     }
     if r["target"] != "bare":
         figures.update({
@@ -678,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="gunicorn threads per worker (default: gunicorn.conf.py's)")
     ap.add_argument("--postgres-url", default=os.environ.get("KYC_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
                     help="admin URL of the PostgreSQL server; a scratch database is created and dropped")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                    help="before each timed run, wait up to this long for other processes to go quiet "
+                         "(on a shared machine); the load seen is reported either way")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -695,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         steady_seconds=args.steady_seconds or (3.0 if args.quick else 10.0),
         warmup=200 if args.quick else 500,
+        wait_quiet=args.wait_quiet,
     )
 
     signal.signal(signal.SIGTERM, _terminate)

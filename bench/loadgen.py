@@ -38,12 +38,13 @@ HOST = "127.0.0.1"  # never anything else
 GRACE_SECONDS = 10.0  # after the run: how long in-flight requests may still take
 CONNECT_TIMEOUT = 5.0
 MAX_OPEN_CONNECTIONS = 256
+IDLE_REUSE_SECONDS = 3.0
 STATUS_ERROR = 0  # connection reset / closed before an answer
 STATUS_TIMEOUT = -1  # no answer within the grace period
 
 
 class Conn:
-    __slots__ = ("sock", "buf", "index", "start")
+    __slots__ = ("sock", "buf", "index", "start", "last_used")
 
     def __init__(self, port: int):
         sock = socket.create_connection((HOST, port), timeout=CONNECT_TIMEOUT)
@@ -53,6 +54,7 @@ class Conn:
         self.buf = b""
         self.index = -1  # request in flight, -1 when idle
         self.start = 0.0
+        self.last_used = time.perf_counter()
 
 
 def _parse(buf: bytes) -> tuple[int, int, bool] | None:
@@ -176,6 +178,7 @@ class Runner:
                 self.status[conn.index] = status
                 self.latency[conn.index] = now - conn.start
             conn.index = -1
+            conn.last_used = now
             if keep:
                 finished.append(conn)
             else:
@@ -218,10 +221,22 @@ class Runner:
         self.abandon()
         return nxt - first, max(end - t0, 1e-9)
 
-    def open_loop(self, first: int, count: int, connections: int, rate: float) -> tuple[int, float]:
-        """Open loop at `rate` req/s for `count` requests; returns (requests issued, elapsed)."""
-        while len(self.conns) < connections:
-            self.idle.append(self.open())
+    def take_idle(self, now: float) -> Conn | None:
+        """The most recently used idle connection; ones idle long enough for the server to drop
+        them (gunicorn keepalive = 5 s) are closed instead of reused."""
+        while self.idle:
+            conn = self.idle.pop()
+            if now - conn.last_used < IDLE_REUSE_SECONDS:
+                return conn
+            self.drop(conn)
+        return None
+
+    def open_loop(self, first: int, count: int, rate: float) -> tuple[int, float]:
+        """Open loop at `rate` req/s for `count` requests; returns (requests issued, elapsed).
+
+        Connections are opened only when a request is due and none is idle, and used at once:
+        gunicorn's gthread worker parks a thread on a new connection until its first request
+        arrives (up to 5 s), so connections opened in advance would stall the server."""
         interval = 1.0 / rate
         t0 = time.perf_counter() + 0.01
         sent = 0
@@ -235,15 +250,15 @@ class Runner:
                 backlog.append(sent)
                 sent += 1
             while backlog:
-                if not self.idle and len(self.conns) < MAX_OPEN_CONNECTIONS:
-                    fresh = self.reopen()
-                    if fresh is not None:
-                        self.reconnects -= 1  # a new connection, not a replacement
-                        self.idle.append(fresh)
-                if not self.idle:
+                conn = self.take_idle(now)
+                if conn is None and len(self.conns) < MAX_OPEN_CONNECTIONS:
+                    try:
+                        conn = self.open()
+                    except OSError:
+                        conn = None
+                if conn is None:
                     break
                 i = backlog.pop(0)
-                conn = self.idle.pop()
                 self.issue(conn, first + i, t0 + i * interval)  # latency counts from the due time
             if sent >= count and not backlog and self.in_flight() == 0:
                 break
@@ -326,9 +341,6 @@ def main(argv: list[str] | None = None) -> int:
         issued, elapsed = runner.closed(args.first, args.warmup, min(args.connections, 16), 30.0)
         warm = summarize(runner, args.first, issued, elapsed)
     timed_first = args.first + args.warmup
-    conns = args.connections if args.mode == "closed" else min(args.connections, 32)
-    while len(runner.conns) < conns:
-        runner.idle.append(runner.open())
 
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
@@ -339,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "closed":
         issued, elapsed = runner.closed(timed_first, args.count, args.connections, args.duration)
     else:
-        issued, elapsed = runner.open_loop(timed_first, args.count, conns, args.rate)
+        issued, elapsed = runner.open_loop(timed_first, args.count, args.rate)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     out.write(json.dumps({"done": True}) + "\n")
     out.flush()

@@ -146,6 +146,45 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
         raise click.ClickException(f"not dead or failed (or unknown): {', '.join(map(str, missing))}")
 
 
+@main.command()
+@click.option("--email", required=True)
+@click.option("--type", "user_type", required=True, help="One of the configured user types.")
+@click.option("--first-name", default=None)
+def link(email: str, user_type: str, first_name: str | None) -> None:
+    """Print a signed, expiring verification link for a person."""
+    from bridge import onboarding
+
+    runtime = load_runtime()
+    try:
+        issued = onboarding.issue_link(runtime.sessions, runtime.config, secret_key=runtime.settings.secret_key,
+                                       email=email, user_type=user_type, first_name=first_name, now=runtime.clock())
+    except onboarding.OnboardingError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(issued.url)
+    click.echo(f"expires {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@main.group()
+def consent() -> None:
+    """Consent records."""
+
+
+@consent.command("withdraw")
+@click.option("--email", required=True)
+def consent_withdraw(email: str) -> None:
+    """Record that a person withdrew consent: no further CRM or n8n effects for them."""
+    from bridge import onboarding
+
+    runtime = load_runtime()
+    try:
+        known = onboarding.withdraw_consent(runtime.sessions, email, now=runtime.clock())
+    except onboarding.OnboardingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not known:
+        raise click.ClickException("no consent recorded for this email")
+    click.echo("consent withdrawn; CRM and n8n effects for this person stop")
+
+
 @main.group("audit")
 def audit_group() -> None:
     """Hash-chained audit log."""

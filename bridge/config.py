@@ -5,6 +5,7 @@ Validated once at start-up; every error names the file, the key and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -42,8 +43,35 @@ class UserType:
 
 
 @dataclass(frozen=True)
+class ConsentText:
+    version: str
+    intro: str
+    share_with_persona: str
+    persona_retention: str
+    gdpr_processing: str
+
+    @property
+    def sha256(self) -> str:
+        canonical = "\n".join([self.version, self.intro, self.share_with_persona, self.persona_retention,
+                               self.gdpr_processing])
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+CONSENT_BOXES = ("share_with_persona", "persona_retention", "gdpr_processing")
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
+    public_url: str
+    trusted_proxies: int
+    max_attempts_per_type: int
+    resume_window_hours: int
+    link_ttl_hours: int
+    rate_limit_per_ip: str
+    rate_limit_per_link: str
+    consent: ConsentText
+    manual_review_tag: Tag
     hosted_flow_url: str
     dashboard_url: str
     max_body_bytes: int
@@ -114,11 +142,23 @@ def _tag(reader: _Reader, name: str) -> Tag:
 
 def parse(document: Mapping[str, Any], source: str) -> Config:
     root = _Reader(source, document)
-    known = {"persona", "webhooks", "worker", "fluentcrm", "user_types"}
+    known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types"}
     for key in document:
         if key not in known:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
     persona, webhooks, worker, crm = (root.sub(n) for n in ("persona", "webhooks", "worker", "fluentcrm"))
+    bridge, onboarding, consent = (root.sub(n) for n in ("bridge", "onboarding", "consent"))
+    public_url = bridge.get("public_url", str, "http://127.0.0.1:8000").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise bridge.error("public_url", "must start with http:// or https://")
+    consent_text = ConsentText(
+        version=consent.get("version", str),
+        intro=consent.get("intro", str, "Before we can verify your identity, we need your consent."),
+        **{box: consent.get(box, str) for box in CONSENT_BOXES},
+    )
+    for box in CONSENT_BOXES:
+        if not getattr(consent_text, box).strip():
+            raise consent.error(box, "must not be empty")
 
     status_table = crm.sub("status_tags")
     status_tags: dict[Status, Tag] = {}
@@ -152,8 +192,21 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
     tolerance = webhooks.get("signature_tolerance_seconds", int, 0)
     if tolerance < 0:
         raise webhooks.error("signature_tolerance_seconds", "must be 0 (off) or positive")
+    trusted_proxies = bridge.get("trusted_proxies", int, 0) if "trusted_proxies" in bridge.table else 0
+    if trusted_proxies < 0:
+        raise bridge.error("trusted_proxies", "must be 0 or more")
     return Config(
         source=source,
+        public_url=public_url,
+        trusted_proxies=trusted_proxies,
+        max_attempts_per_type=onboarding.positive("max_attempts_per_type", int, 3),
+        resume_window_hours=onboarding.positive("resume_window_hours", int, 24),
+        link_ttl_hours=onboarding.positive("link_ttl_hours", int, 168),
+        rate_limit_per_ip=onboarding.get("rate_limit_per_ip", str, "30 per minute"),
+        rate_limit_per_link=onboarding.get("rate_limit_per_link", str, "10 per minute"),
+        consent=consent_text,
+        manual_review_tag=_tag(crm, "manual_review_tag") if "manual_review_tag" in crm.table
+        else Tag("kyc-manual-review", "KYC: Manual Review"),
         hosted_flow_url=persona.get("hosted_flow_url", str, "https://inquiry.withpersona.com/verify"),
         dashboard_url=persona.get("dashboard_url", str, "https://app.withpersona.com/dashboard/inquiries"),
         max_body_bytes=webhooks.positive("max_body_bytes", int, 1024 * 1024),

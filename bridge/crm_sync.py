@@ -32,6 +32,8 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
     contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
     if contact is None or not contact.email:
         return f"{SKIPPED_PREFIX}: no email known for this inquiry"
+    if contact.consent_withdrawn_at is not None:
+        return f"{SKIPPED_PREFIX}: consent withdrawn"
     plan = tags.plan(config.status_tags, Status(inquiry.status), config.user_types.get(inquiry.user_type))
     return Target(contact.email, contact.first_name, plan)
 
@@ -40,3 +42,14 @@ def target(sessions: sessionmaker[Session], config: Config, inquiry_id: str) -> 
     """What to sync for an inquiry, or why there is nothing to sync (ids only, no personal data)."""
     with transaction(sessions) as session:
         return _target(session, config, inquiry_id)
+
+
+def manual_review_target(sessions: sessionmaker[Session], config: Config, contact_id: int) -> Target | str:
+    """The contact to tag for manual review (attempts used up), or why not."""
+    with transaction(sessions) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None or not contact.email:
+            return f"{SKIPPED_PREFIX}: contact no longer stored"
+        if contact.consent_withdrawn_at is not None:
+            return f"{SKIPPED_PREFIX}: consent withdrawn"
+        return Target(contact.email, contact.first_name, tags.TagPlan(attach=(config.manual_review_tag,), detach=()))

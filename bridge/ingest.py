@@ -107,8 +107,17 @@ def _new_inquiry(config: Config, snapshot: InquirySnapshot, status: states.Statu
 
 
 def _link_contact(session: Session, inquiry: Inquiry, snapshot: InquirySnapshot, now: datetime) -> None:
+    """Attach the inquiry to its contact: by our opaque reference id first (set at onboarding),
+    else by the email in the payload."""
+    if inquiry.contact_id is not None:
+        return
+    if snapshot.reference_id:
+        by_reference = session.scalar(select(Contact.id).where(Contact.reference_id == snapshot.reference_id))
+        if by_reference is not None:
+            inquiry.contact_id = by_reference
+            return
     email = emails.normalize(snapshot.email)
-    if email is None or inquiry.contact_id is not None:
+    if email is None:
         return
     contact = session.scalars(select(Contact).where(Contact.email == email)).one_or_none()
     if contact is None:

@@ -26,6 +26,8 @@ def configure(level: str = "INFO") -> None:
         handler.addFilter(RedactEmails())
         root.addHandler(handler)
     root.setLevel(level)
+    # urllib3 logs request URLs at DEBUG; FluentCRM's lookup URL carries the email.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
     for handler in root.handlers:
         if not any(isinstance(f, RedactEmails) for f in handler.filters):
             handler.addFilter(RedactEmails())

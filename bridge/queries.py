@@ -106,3 +106,37 @@ def get_inquiry(session: Session, inquiry_id: str) -> InquiryView | None:
         .where(Inquiry.inquiry_id == inquiry_id)
     ).first()
     return _views(session, [(row[0], row[1])])[0] if row else None
+
+
+REVIEW_TARGET_HOURS = 24
+DECIDED_OR_SUBMITTED = ("completed", "needs_review", "approved", "declined")
+
+
+def stats(session: Session, *, now: datetime) -> dict[str, object]:
+    """Counts per status, the funnel, and the review queue with waiting times against 24 h."""
+    from bridge.store.models import Consent
+
+    counts = dict(session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)).all())
+    consented = session.scalar(select(func.count(func.distinct(Consent.contact_id)))) or 0
+    started = sum(counts.values())
+    completed = sum(counts.get(s, 0) for s in DECIDED_OR_SUBMITTED)
+    queue_rows = session.execute(
+        select(Inquiry.inquiry_id, Inquiry.user_type, Inquiry.level, Inquiry.decided_at, Inquiry.updated_at)
+        .where(Inquiry.status == "needs_review").order_by(Inquiry.decided_at)
+    ).all()
+    review_queue = []
+    for inquiry_id, user_type, level, decided_at, updated_at in queue_rows:
+        since = decided_at or updated_at
+        waited = (now - since).total_seconds() / 3600
+        review_queue.append({
+            "inquiry_id": inquiry_id, "user_type": user_type, "level": level,
+            "waiting_since": since.isoformat().replace("+00:00", "Z"), "waiting_hours": round(waited, 2),
+            "overdue": waited > REVIEW_TARGET_HOURS,
+        })
+    return {
+        "counts": counts,
+        "funnel": {"consented": consented, "started": started, "completed": completed,
+                   "approved": counts.get("approved", 0)},
+        "review_queue": review_queue,
+        "review_target_hours": REVIEW_TARGET_HOURS,
+    }

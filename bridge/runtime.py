@@ -46,6 +46,14 @@ class Runtime:
             new_contact_status=self.config.new_contact_status,
         )
 
+    def persona_client(self):  # type: ignore[no-untyped-def]
+        """A Persona API client, or None without PERSONA_API_KEY (the hosted flow then needs no API call)."""
+        if not self.settings.persona_api_key:
+            return None
+        from bridge.sinks.persona_api import PersonaClient
+
+        return PersonaClient(self.settings.persona_api_key, base_url=self.settings.persona_api_base)
+
     def describe_outputs(self) -> list[str]:
         """Start-up lines saying which outputs are on (no secrets)."""
         lines = []

@@ -17,6 +17,7 @@ from typing import Callable
 
 from bridge import audit, backoff, crm_sync
 from bridge.ingest import CRM_SYNC
+from bridge.onboarding import CRM_TAG
 from bridge.runtime import Runtime
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
@@ -39,30 +40,36 @@ def _slugs(tags) -> str:  # type: ignore[no-untyped-def]
     return ", ".join(t if isinstance(t, str) else t.slug for t in tags) or "-"
 
 
+def _apply(client, target: crm_sync.Target | str) -> str:  # type: ignore[no-untyped-def]
+    """Send a tag plan to FluentCRM, or describe it when FluentCRM is not configured."""
+    if isinstance(target, str):
+        return target
+    if client is None:
+        return f"dry run: would attach {_slugs(target.plan.attach)}; detach {_slugs(target.plan.detach)}"
+    from bridge.sinks.fluentcrm import TagRef
+
+    result = client.sync_contact_tags(
+        target.email, target.first_name,
+        [TagRef(t.slug, t.title) for t in target.plan.attach],
+        [TagRef(t.slug, t.title) for t in target.plan.detach],
+    )
+    verb = "created contact" if result.created else "contact"
+    return f"{verb} {result.contact_id}: attached {_slugs(result.attached)}; detached {_slugs(result.detached)}"
+
+
 def crm_sync_handler(runtime: Runtime) -> Handler:
     client = runtime.crm_client()
+    return lambda job: _apply(client, crm_sync.target(runtime.sessions, runtime.config, job.payload["inquiry_id"]))
 
-    def handle(job: queue.ClaimedJob) -> str:
-        target = crm_sync.target(runtime.sessions, runtime.config, job.payload["inquiry_id"])
-        if isinstance(target, str):
-            return target
-        if client is None:
-            return f"dry run: would attach {_slugs(target.plan.attach)}; detach {_slugs(target.plan.detach)}"
-        from bridge.sinks.fluentcrm import TagRef
 
-        result = client.sync_contact_tags(
-            target.email, target.first_name,
-            [TagRef(t.slug, t.title) for t in target.plan.attach],
-            [TagRef(t.slug, t.title) for t in target.plan.detach],
-        )
-        verb = "created contact" if result.created else "contact"
-        return f"{verb} {result.contact_id}: attached {_slugs(result.attached)}; detached {_slugs(result.detached)}"
-
-    return handle
+def crm_tag_handler(runtime: Runtime) -> Handler:
+    client = runtime.crm_client()
+    return lambda job: _apply(client, crm_sync.manual_review_target(runtime.sessions, runtime.config,
+                                                                      int(job.payload["contact_id"])))
 
 
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
-    return {CRM_SYNC: crm_sync_handler(runtime)}
+    return {CRM_SYNC: crm_sync_handler(runtime), CRM_TAG: crm_tag_handler(runtime)}
 
 
 class Worker:

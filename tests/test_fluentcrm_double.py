@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.doubles.fluentcrm import FakeFluentCRM
+from doubles.fluentcrm import FakeFluentCRM
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "fluentcrm-api" / "captured-responses-2.9.84.json"
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z")

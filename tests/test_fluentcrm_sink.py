@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bridge.sinks.errors import SinkError
 from bridge.sinks.fluentcrm import FluentCRMClient, SyncResult, TagRef
-from tests.doubles.fluentcrm import FakeFluentCRM, RecordedRequest
+from doubles.fluentcrm import FakeFluentCRM, RecordedRequest
 
 EMAIL = "alice.liddell+kyc@example.com"  # the "+" proves the lookup query is URL-encoded
 FIRST_NAME = "Alice"
@@ -34,7 +34,7 @@ def crm() -> Iterator[FakeFluentCRM]:
 
 
 @pytest.fixture
-def client(crm: FakeFluentCRM) -> FluentCRMClient:
+def sink(crm: FakeFluentCRM) -> FluentCRMClient:
     return make_client(crm)
 
 
@@ -70,10 +70,10 @@ def closed_port() -> int:
 
 
 def test_creates_a_missing_contact_with_a_non_marketing_status_and_tag_ids(
-        crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+        crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     pending_id = crm.add_tag("KYC Pending", "kyc-pending")
 
-    result = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED, PENDING], [REJECTED])
+    result = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED, PENDING], [REJECTED])
 
     contact = crm.contact(EMAIL)
     assert contact is not None and contact.status == "transactional" and contact.first_name == FIRST_NAME
@@ -104,10 +104,10 @@ def test_marketing_or_unknown_new_contact_status_is_refused(crm: FakeFluentCRM, 
 
 
 @pytest.mark.parametrize("status", ["subscribed", "unsubscribed", "pending", "transactional"])
-def test_existing_contact_keeps_its_status(crm: FakeFluentCRM, client: FluentCRMClient, status: str) -> None:
+def test_existing_contact_keeps_its_status(crm: FakeFluentCRM, sink: FluentCRMClient, status: str) -> None:
     contact_id = crm.add_contact(EMAIL, first_name="Ally", status=status, tag_slugs=["kyc-pending"])
 
-    result = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
+    result = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
 
     assert (result.contact_id, result.created) == (contact_id, False)
     contact = crm.contact(EMAIL)
@@ -118,23 +118,30 @@ def test_existing_contact_keeps_its_status(crm: FakeFluentCRM, client: FluentCRM
     assert set(update.json) <= {"attach_tags", "detach_tags"}
 
 
-def test_contact_created_without_tags_reports_an_empty_tag_list(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
-    result = client.sync_contact_tags(EMAIL, FIRST_NAME, [], [REJECTED])
-    assert result.created and result.tag_slugs_after == () and result.attached == ()
-    assert crm.tags() == []
+def test_contact_created_without_tags_reports_the_tags_fluentcrm_has(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    # Created without tags, FluentCRM's answer has no 'tags' key: the client asks for the contact,
+    # and reports what FluentCRM holds then (here an automation tagged the new contact meanwhile).
+    crm.add_tag("Welcome", "welcome")
+    crm.before_handle = lambda method, path, body: (
+        crm.tag_contact(EMAIL, "welcome") if method == "GET" and path not in ("/subscribers/0", "/tags") else None)
+
+    result = sink.sync_contact_tags(EMAIL, FIRST_NAME, [], [REJECTED])
+
+    assert result.created and result.attached == () and result.tag_slugs_after == ("welcome",)
+    assert [t.slug for t in crm.tags()] == ["welcome"]
     assert "tags" not in requests_to(crm, "POST", "/subscribers")[0].json
 
 
 # ---------------------------------------------------------------------- tag resolution
 
 
-def test_tag_resolution_walks_every_page_for_the_exact_slug(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_tag_resolution_walks_every_page_for_the_exact_slug(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     target = crm.add_tag("KYC Verified", "kyc-verified")  # oldest: listed last (newest first)
     for n in range(250):
         crm.add_tag(f"KYC Verified {n}", f"kyc-verified-{n}")
     crm.add_contact(EMAIL)
 
-    client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+    sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
 
     pages = [r.query.get("page", ["1"])[0] for r in requests_to(crm, "GET", "/tags")]
     assert len(pages) >= 2 and pages == [str(n) for n in range(1, len(pages) + 1)]
@@ -143,9 +150,9 @@ def test_tag_resolution_walks_every_page_for_the_exact_slug(crm: FakeFluentCRM, 
     assert crm.contact(EMAIL).tag_slugs == ("kyc-verified",)
 
 
-def test_missing_attach_tag_is_created_once_over_several_syncs(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_missing_attach_tag_is_created_once_over_several_syncs(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     for n in range(3):
-        client.sync_contact_tags(f"person{n}@example.com", None, [VERIFIED], [])
+        sink.sync_contact_tags(f"person{n}@example.com", None, [VERIFIED], [])
     # A second client (another worker, a restart) has no cache: it must find the tag, not re-create it.
     make_client(crm).sync_contact_tags("person3@example.com", None, [VERIFIED], [])
 
@@ -157,16 +164,16 @@ def test_missing_attach_tag_is_created_once_over_several_syncs(crm: FakeFluentCR
     assert len(searches) == 2
 
 
-def test_detaching_a_tag_that_does_not_exist_creates_nothing(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_detaching_a_tag_that_does_not_exist_creates_nothing(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.add_contact(EMAIL, tag_slugs=["newsletter"])
 
-    result = client.sync_contact_tags(EMAIL, None, [], [REJECTED])
+    result = sink.sync_contact_tags(EMAIL, None, [], [REJECTED])
 
     assert crm.writes() == [] and [t.slug for t in crm.tags()] == ["newsletter"]
     assert (result.detached, result.tag_slugs_after) == ((), ("newsletter",))
 
 
-def test_a_concurrently_created_tag_is_found_after_422(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_a_concurrently_created_tag_is_found_after_422(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     raced: list[int] = []
 
     def other_worker(method: str, path: str, body: Any) -> None:
@@ -174,19 +181,19 @@ def test_a_concurrently_created_tag_is_found_after_422(crm: FakeFluentCRM, clien
             raced.append(crm.add_tag("KYC Verified", "kyc-verified"))
 
     crm.before_handle = other_worker
-    client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+    sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
 
     assert requests_to(crm, "POST", "/tags")[0].status == 422
     assert [t.id for t in crm.tags()] == raced
     assert requests_to(crm, "POST", "/subscribers")[0].json["tags"] == raced
 
 
-def test_a_stale_cached_tag_id_is_resolved_again(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
-    client.sync_contact_tags("first@example.com", None, [VERIFIED], [])
+def test_a_stale_cached_tag_id_is_resolved_again(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    sink.sync_contact_tags("first@example.com", None, [VERIFIED], [])
     crm.delete_tag("kyc-verified")  # an admin deletes and re-creates the tag: new id
     new_id = crm.add_tag("KYC Verified", "kyc-verified")
 
-    result = client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+    result = sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
 
     assert result.created and result.tag_slugs_after == ("kyc-verified",)
     assert crm.contact(EMAIL).tag_slugs == ("kyc-verified",)
@@ -196,12 +203,12 @@ def test_a_stale_cached_tag_id_is_resolved_again(crm: FakeFluentCRM, client: Flu
 # ---------------------------------------------------------------------- idempotency and changes
 
 
-def test_second_identical_sync_sends_no_write(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
-    first = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING, REJECTED])
+def test_second_identical_sync_sends_no_write(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    first = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING, REJECTED])
     before = (crm.contacts(), crm.tags())
     crm.clear_requests()
 
-    second = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING, REJECTED])
+    second = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING, REJECTED])
 
     assert crm.writes() == []
     assert [(r.method, r.path) for r in crm.requests] == [("GET", "/subscribers/0")]
@@ -209,12 +216,12 @@ def test_second_identical_sync_sends_no_write(crm: FakeFluentCRM, client: Fluent
     assert second == SyncResult(first.contact_id, False, (), (), ("kyc-verified",))
 
 
-def test_status_change_attaches_the_new_tag_and_detaches_the_old(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_status_change_attaches_the_new_tag_and_detaches_the_old(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     contact_id = crm.add_contact(EMAIL, tag_slugs=["kyc-pending", "newsletter"])
     verified_id = crm.add_tag("KYC Verified", "kyc-verified")
     pending_id = crm.tag("kyc-pending").id
 
-    result = client.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING, REJECTED])
+    result = sink.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING, REJECTED])
 
     [update] = crm.writes()
     assert (update.method, update.path) == ("PUT", f"/subscribers/{contact_id}")
@@ -224,24 +231,24 @@ def test_status_change_attaches_the_new_tag_and_detaches_the_old(crm: FakeFluent
     assert crm.contact(EMAIL).tag_slugs == ("kyc-verified", "newsletter")
 
 
-def test_a_tag_in_both_lists_is_never_sent(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_a_tag_in_both_lists_is_never_sent(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.add_contact(EMAIL, tag_slugs=["kyc-pending"])
     pending_id = crm.tag("kyc-pending").id
 
-    result = client.sync_contact_tags(EMAIL, None, [VERIFIED, PENDING], [PENDING])
+    result = sink.sync_contact_tags(EMAIL, None, [VERIFIED, PENDING], [PENDING])
 
     assert pending_id not in tag_values_sent(crm)
     assert crm.contact(EMAIL).tag_slugs == ("kyc-pending", "kyc-verified")
     assert (result.attached, result.detached) == (("kyc-verified",), ())
 
 
-def test_a_concurrently_created_contact_is_updated_not_overwritten(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_a_concurrently_created_contact_is_updated_not_overwritten(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     def other_worker(method: str, path: str, body: Any) -> None:
         if (method, path) == ("POST", "/subscribers") and crm.contact(EMAIL) is None:
             crm.add_contact(EMAIL, status="subscribed")
 
     crm.before_handle = other_worker
-    result = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [])
+    result = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [])
 
     assert requests_to(crm, "POST", "/subscribers")[0].status == 422
     assert not result.created and len(crm.contacts()) == 1
@@ -251,29 +258,29 @@ def test_a_concurrently_created_contact_is_updated_not_overwritten(crm: FakeFlue
 def test_a_timed_out_create_that_was_applied_is_not_duplicated(crm: FakeFluentCRM) -> None:
     crm.add_tag("KYC Verified", "kyc-verified")
     crm.delay_responses(0.6, count=1, method="POST", path="/subscribers")
-    client = make_client(crm, timeout=0.3)
+    sink = make_client(crm, timeout=0.3)
 
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert failure.value.retryable
     wait_until(lambda: crm.contact(EMAIL) is not None)  # the slow server still applies the create
 
-    result = client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+    result = sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert not result.created and len(crm.contacts()) == 1
     assert crm.contact(EMAIL).tag_slugs == ("kyc-verified",)
 
 
-def test_a_contact_deleted_between_lookup_and_update_is_retryable(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_a_contact_deleted_between_lookup_and_update_is_retryable(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.add_contact(EMAIL)
     crm.add_tag("KYC Verified", "kyc-verified")
     crm.before_handle = lambda method, path, body: crm.delete_contact(EMAIL) if method == "PUT" else None
 
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert failure.value.retryable and failure.value.status == 404
 
     crm.before_handle = None
-    assert client.sync_contact_tags(EMAIL, None, [VERIFIED], []).created
+    assert sink.sync_contact_tags(EMAIL, None, [VERIFIED], []).created
 
 
 def test_trailing_slash_in_base_url_is_tolerated(crm: FakeFluentCRM) -> None:
@@ -291,16 +298,16 @@ def test_sync_reaches_the_planned_tags_and_a_repeat_writes_nothing(
         crm: FakeFluentCRM, before: set[str], attach: list[str], detach: list[str]) -> None:
     email = f"p{len(crm.contacts())}@example.com"
     crm.add_contact(email, tag_slugs=sorted(before))
-    client = make_client(crm)
+    sink = make_client(crm)
     ref = lambda slug: TagRef(slug, slug.title())  # noqa: E731
     both = set(attach) & set(detach)
 
-    client.sync_contact_tags(email, None, [ref(s) for s in attach], [ref(s) for s in detach])
+    sink.sync_contact_tags(email, None, [ref(s) for s in attach], [ref(s) for s in detach])
     expected = (before - (set(detach) - both)) | (set(attach) - both)
     assert set(crm.contact(email).tag_slugs) == expected
 
     crm.clear_requests()
-    client.sync_contact_tags(email, None, [ref(s) for s in attach], [ref(s) for s in detach])
+    sink.sync_contact_tags(email, None, [ref(s) for s in attach], [ref(s) for s in detach])
     assert crm.writes() == []
 
 
@@ -314,10 +321,10 @@ def test_wrong_credentials_are_not_retryable(crm: FakeFluentCRM) -> None:
     assert "FLUENTCRM_APP_PASSWORD" in failure.value.reason
 
 
-def test_revoked_credentials_are_not_retryable(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_revoked_credentials_are_not_retryable(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.reject_auth()
     with pytest.raises(SinkError) as failure:
-        client.ping()
+        sink.ping()
     assert (failure.value.retryable, failure.value.status) == (False, 401)
 
 
@@ -337,25 +344,25 @@ def test_missing_tag_capability_names_it() -> None:
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
-def test_server_errors_and_throttling_are_retryable(crm: FakeFluentCRM, client: FluentCRMClient, status: int) -> None:
+def test_server_errors_and_throttling_are_retryable(crm: FakeFluentCRM, sink: FluentCRMClient, status: int) -> None:
     crm.inject(status, count=None)
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert (failure.value.retryable, failure.value.status) == (True, status)
 
 
 def test_a_failure_in_the_middle_of_a_sync_is_retryable_and_the_retry_completes(
-        crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+        crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.add_contact(EMAIL, tag_slugs=["kyc-pending"])
     crm.add_tag("KYC Verified", "kyc-verified")
-    client.ping()
+    sink.ping()
     crm.before_handle = lambda method, path, body: crm.fail_next(1, 500) if path == "/subscribers/0" else None
     with pytest.raises(SinkError) as failure:  # the lookup passes, the tag search gets the 500
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING])
     assert failure.value.retryable and "PHP error" in failure.value.reason
     crm.before_handle = None
 
-    client.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING])
+    sink.sync_contact_tags(EMAIL, None, [VERIFIED], [PENDING])
     assert crm.contact(EMAIL).tag_slugs == ("kyc-verified",)
 
 
@@ -368,64 +375,64 @@ def test_timeout_is_retryable(crm: FakeFluentCRM) -> None:
 
 
 def test_connection_refused_is_retryable() -> None:
-    client = FluentCRMClient(f"http://127.0.0.1:{closed_port()}/wp-json/fluent-crm/v2", "u", "p", timeout=2)
+    sink = FluentCRMClient(f"http://127.0.0.1:{closed_port()}/wp-json/fluent-crm/v2", "u", "p", timeout=2)
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert failure.value.retryable and failure.value.status is None
     assert failure.value.__cause__ is None and failure.value.__context__ is None  # the URL holds the email
 
 
-def test_invalid_email_is_not_retryable_and_the_reason_omits_it(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_invalid_email_is_not_retryable_and_the_reason_omits_it(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     bad_email = "alice.liddell(at)example"
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(bad_email, FIRST_NAME, [VERIFIED], [])
+        sink.sync_contact_tags(bad_email, FIRST_NAME, [VERIFIED], [])
     assert (failure.value.retryable, failure.value.status) == (False, 422)
     assert "email.email" in failure.value.reason
     assert bad_email not in failure.value.reason and "alice" not in failure.value.reason
 
 
-def test_down_then_back_up(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
+def test_down_then_back_up(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
     crm.go_down(503)
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
+        sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
     assert failure.value.retryable and failure.value.status == 503
     assert crm.contacts() == [] and crm.tags() == []
 
     crm.come_back_up()
-    result = client.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
+    result = sink.sync_contact_tags(EMAIL, FIRST_NAME, [VERIFIED], [PENDING])
     assert result.created and crm.contact(EMAIL).tag_slugs == ("kyc-verified",)
 
 
 @pytest.mark.parametrize("suffix", ["/wp-json/fluent-crm/v3", "/wordpress"])
 def test_wrong_base_url_is_not_retryable(crm: FakeFluentCRM, suffix: str) -> None:
-    client = make_client(crm, base_url=crm.site_url + suffix)
+    sink = make_client(crm, base_url=crm.site_url + suffix)
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert (failure.value.retryable, failure.value.status) == (False, 404)
     assert "FLUENTCRM_BASE_URL" in failure.value.reason
 
 
 @pytest.mark.parametrize("body", [{"unexpected": True}, {"subscriber": {"id": "x"}}, "<html>ok</html>"])
-def test_a_200_with_an_unexpected_body_is_not_retryable(crm: FakeFluentCRM, client: FluentCRMClient, body: Any) -> None:
+def test_a_200_with_an_unexpected_body_is_not_retryable(crm: FakeFluentCRM, sink: FluentCRMClient, body: Any) -> None:
     crm.inject(200, body)
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert failure.value.retryable is False and "unexpected body" in failure.value.reason
 
 
-def test_a_redirect_is_not_followed(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
-    crm.inject(301, {"moved": True})
+def test_a_redirect_is_not_followed(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    crm.inject(301, {"moved": True}, headers={"Location": crm.site_url + "/elsewhere"})
     with pytest.raises(SinkError) as failure:
-        client.sync_contact_tags(EMAIL, None, [VERIFIED], [])
+        sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert (failure.value.retryable, failure.value.status) == (False, 301)
 
 
-def test_ping(crm: FakeFluentCRM, client: FluentCRMClient) -> None:
-    client.ping()
+def test_ping(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    sink.ping()
     assert crm.requests[-1].query == {"per_page": ["1"], "exclude_counts": ["1"]}
     crm.fail_next(1, 503)
     with pytest.raises(SinkError) as failure:
-        client.ping()
+        sink.ping()
     assert failure.value.retryable
 
 
@@ -442,9 +449,9 @@ def test_no_email_or_name_in_any_reason_or_log_record(crm: FakeFluentCRM, caplog
     email, name = "Secret.Person+kyc@example.com", "Secretname"
     errors: list[SinkError] = []
 
-    def attempt(client: FluentCRMClient, address: str = email) -> None:
+    def attempt(sink: FluentCRMClient, address: str = email) -> None:
         try:
-            client.sync_contact_tags(address, name, [VERIFIED], [PENDING])
+            sink.sync_contact_tags(address, name, [VERIFIED], [PENDING])
         except SinkError as error:
             errors.append(error)
 

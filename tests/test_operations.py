@@ -69,7 +69,7 @@ def test_cli_reports_configuration_errors_without_traceback(tmp_path, monkeypatc
     bad.write_text('[user_types.vendor]\nlevel = "gold"\n')
     monkeypatch.setenv("BRIDGE_CONFIG_FILE", str(bad))
     result = CliRunner().invoke(main, ["jobs", "list"])
-    assert result.exit_code == 1 and f"{bad}: user_types.vendor.template_id: is missing" in result.output
+    assert result.exit_code == 1 and f"{bad}: consent.version: is missing" in result.output
 
 
 def test_retention_purge_drops_old_bodies_only(client, runtime, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class SinkError(Exception):
     """A remote call failed. `retryable` says whether trying later can succeed; `reason` is a short
@@ -24,7 +26,8 @@ class SinkError(Exception):
     def __repr__(self) -> str:
         return f"SinkError({self.reason!r}, retryable={self.retryable!r}, status={self.status!r})"
 
-    def __reduce__(self):  # keyword-only arguments: teach pickle (multiprocessing, queues) to rebuild it
+    def __reduce__(self) -> tuple[Callable[[str, bool, int | None], SinkError], tuple[str, bool, int | None]]:
+        # Keyword-only arguments: teach pickle (multiprocessing, queues) to rebuild it.
         return (_rebuild, (self.reason, self.retryable, self.status))
 
 

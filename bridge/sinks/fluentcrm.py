@@ -153,10 +153,9 @@ class FluentCRMClient:
             missing = [ref.slug for ref in want if ref.slug not in after]
             lingering = [ref.slug for ref in drop if ref.slug in after]
             if not missing and not lingering:
-                log.info(
-                    "FluentCRM contact %d synced: created=%s attached=%s detached=%s",
-                    contact_id, created, attached, detached,
-                )
+                level = logging.INFO if created or attached or detached else logging.DEBUG
+                log.log(level, "FluentCRM contact %d synced: created=%s attached=%s detached=%s",
+                        contact_id, created, attached, detached)
                 return SyncResult(contact_id, created, tuple(attached), tuple(detached), after)
             # A cached id can be stale (tag deleted and re-created in FluentCRM): resolve again once.
             for slug in missing:
@@ -269,7 +268,7 @@ class FluentCRMClient:
         contact = _parse_contact(raw, op)
         if contact.tags is None:
             # FluentCRM only includes 'tags' when it loaded them (e.g. created without tags).
-            contact = _Contact(contact.id, contact.status, ())
+            contact = self._fetch_contact(contact.id)
         self._tag_ids.update(contact.tag_ids)  # the contact's own tags are authoritative slug → id
         return contact
 
@@ -338,7 +337,6 @@ class FluentCRMClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> requests.Response:
-        failure: SinkError | None = None
         try:
             return self._session.request(
                 method,
@@ -350,20 +348,9 @@ class FluentCRMClient:
                 allow_redirects=False,  # a redirect would turn POST/PUT into GET: report it instead
                 headers={"Accept": "application/json"},
             )
-        except requests.Timeout:
-            failure = SinkError(
-                f"FluentCRM did not answer {op.label} within {self._timeout:g}s", retryable=True
-            )
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema):
-            failure = SinkError(f"cannot call FluentCRM for {op.label}: {_BASE_URL_HINT}", retryable=False)
         except requests.RequestException as exc:
-            failure = SinkError(
-                f"FluentCRM unreachable for {op.label} ({type(exc).__name__}); "
-                f"if this persists, {_BASE_URL_HINT}",
-                retryable=True,
-            )
-        except UnicodeError:
+            failure = _transport_failure(exc, op, self._timeout)
+        except UnicodeError:  # requests encodes Basic auth as latin-1
             failure = SinkError(
                 f"cannot send {_CREDENTIALS} to FluentCRM: they hold characters HTTP Basic auth "
                 "cannot carry",
@@ -404,6 +391,19 @@ def _unique(refs: Iterable[TagRef]) -> list[TagRef]:
             raise SinkError("a FluentCRM tag is configured with an empty slug", retryable=False)
         seen.setdefault(ref.slug, ref)
     return list(seen.values())
+
+
+def _transport_failure(exc: requests.RequestException, op: _Op, timeout: float) -> SinkError:
+    """No HTTP answer at all. Only the exception's class is named: its text holds the URL."""
+    if isinstance(exc, requests.Timeout):
+        return SinkError(f"FluentCRM did not answer {op.label} within {timeout:g}s", retryable=True)
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return SinkError(f"cannot call FluentCRM for {op.label}: {_BASE_URL_HINT}", retryable=False)
+    return SinkError(
+        f"FluentCRM unreachable for {op.label} ({type(exc).__name__}); if this persists, {_BASE_URL_HINT}",
+        retryable=True,
+    )
 
 
 def _json(response: requests.Response) -> Any:

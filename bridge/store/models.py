@@ -51,6 +51,10 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)  # normalised; None once erased
     first_name: Mapped[str | None] = mapped_column(String(100))
+    # Opaque id sent to Persona instead of the email; webhooks carry it back.
+    reference_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    wp_user_id: Mapped[int | None] = mapped_column(BigInteger())
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -134,3 +138,50 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Consent(Base):
+    """What a person agreed to before anything went to Persona: which boxes, which text, when, from where."""
+
+    __tablename__ = "kyc_consents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
+    user_type: Mapped[str] = mapped_column(String(32))
+    share_with_persona: Mapped[bool] = mapped_column()
+    persona_retention: Mapped[bool] = mapped_column()
+    gdpr_processing: Mapped[bool] = mapped_column()
+    text_version: Mapped[str] = mapped_column(String(64))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))  # keyed hash, never the address
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))  # api | link
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class VerificationSession(Base):
+    """One start of the Persona flow: a new inquiry (an attempt) or a resumed one."""
+
+    __tablename__ = "kyc_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("kyc_consents.id"))
+    user_type: Mapped[str] = mapped_column(String(32))
+    inquiry_id: Mapped[str | None] = mapped_column(String(64))
+    resumed: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Link(Base):
+    """A signed verification link; the token carries only `link_id`, never the email."""
+
+    __tablename__ = "kyc_links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
+    user_type: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -20,6 +20,12 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
         runtime = Runtime.build(settings, config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.config.max_body_bytes
+    app.config["RATELIMIT_STORAGE_URI"] = os.environ.get("BRIDGE_RATELIMIT_STORAGE_URI", "memory://")
+    if runtime.config.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = runtime.config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kyc_bridge"] = runtime
     register_blueprints(app)
@@ -28,10 +34,14 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
 
 
 def register_blueprints(app: Flask) -> None:
-    from bridge.web import api, health, webhooks
+    from bridge.web import api, health, onboarding, verify, webhooks
+    from bridge.web.limits import limiter
 
+    limiter.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(onboarding.bp)
+    app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
 
 

@@ -174,6 +174,7 @@ class _Fault:
     body: Any
     content_type: str
     remaining: int | None  # None: until cleared
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -291,7 +292,7 @@ class FakeFluentCRM:
     # ------------------------------------------------------------------ faults
 
     def inject(self, status: int, body: Any = None, *, content_type: str | None = None,
-               count: int | None = 1) -> None:
+               count: int | None = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next `count` requests (None: all until clear_faults) with `status`/`body`.
         Without a body: 500 → WordPress' critical-error JSON, 503 → maintenance HTML page."""
         if body is None:
@@ -300,7 +301,7 @@ class FakeFluentCRM:
         if content_type is None:
             content_type = "text/html; charset=UTF-8" if isinstance(body, str) else "application/json; charset=UTF-8"
         with self._lock:
-            self._faults.append(_Fault(status, body, content_type, count))
+            self._faults.append(_Fault(status, body, content_type, count, dict(headers or {})))
 
     def fail_next(self, count: int, status: int = 503) -> None:
         self.inject(status, count=count)
@@ -365,6 +366,14 @@ class FakeFluentCRM:
                 raise KeyError("no such contact")
             del self._contacts[contact.id]
 
+    def tag_contact(self, email: str, *slugs: str) -> None:
+        """Attach existing tags behind the client's back (an admin, an automation)."""
+        with self._lock:
+            contact = self._contact_by_email(email)
+            if contact is None:
+                raise KeyError("no such contact")
+            self._attach(contact, [tag.id for tag in map(self._tag_by_slug, slugs) if tag is not None])
+
     def tags(self) -> list[TagState]:
         with self._lock:
             return [TagState(t.id, t.title, t.slug, t.description) for t in self._tags.values()]
@@ -404,8 +413,8 @@ class FakeFluentCRM:
         body_json, bad_json = _parse_json(request, raw)
         with self._lock:
             user = self._authenticate(request)
-            status, body, content_type = self._answer(method, path, route_path, request, user,
-                                                      body_json, bad_json)
+            status, body, content_type, headers = self._answer(method, path, route_path, request, user,
+                                                               body_json, bad_json)
             self.requests.append(RecordedRequest(
                 method, route_path if path.lower().startswith(API_PREFIX) else path,
                 request.args.to_dict(flat=False), body_json, user.name if user else None, status))
@@ -415,14 +424,19 @@ class FakeFluentCRM:
             if self._bench and 200 <= status < 300 and isinstance(body, dict):
                 body = {**body, "__bench": round(random.uniform(0.005, 0.2), 6)}
             payload = json.dumps(body).encode()
-        return Response(payload, status=status, content_type=content_type)(environ, start_response)
+        return Response(payload, status=status, content_type=content_type, headers=headers)(environ, start_response)
 
     def _answer(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
-                body_json: Any, bad_json: bool) -> tuple[int, Any, str]:
-        json_type = "application/json; charset=UTF-8"
+                body_json: Any, bad_json: bool) -> tuple[int, Any, str, dict[str, str]]:
         fault = self._take_fault()
         if fault is not None:
-            return fault.status, fault.body, fault.content_type
+            return fault.status, fault.body, fault.content_type, fault.headers
+        status, body, content_type = self._route(method, path, route_path, request, user, body_json, bad_json)
+        return status, body, content_type, {}
+
+    def _route(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
+               body_json: Any, bad_json: bool) -> tuple[int, Any, str]:
+        json_type = "application/json; charset=UTF-8"
         if not path.lower().startswith("/wp-json/"):
             return 404, "<!DOCTYPE html><html><body><h1>Page not found</h1></body></html>", "text/html; charset=UTF-8"
         if not path.lower().startswith(API_PREFIX):
@@ -593,7 +607,8 @@ class FakeFluentCRM:
         contact = self._contacts.get(int(contact_id))
         if contact is None:
             return 404, {"message": "No query results for model [FluentCrm\\App\\Models\\Subscriber]."}
-        data = params.get("subscriber") if isinstance(params.get("subscriber"), dict) else params
+        nested = params.get("subscriber")
+        data: dict[str, Any] = nested if isinstance(nested, dict) else params  # fields may be nested
         if "email" in data:
             email = data["email"]
             other = self._contact_by_email(str(email)) if email else None

@@ -1,0 +1,30 @@
+"""Rate limits for the public routes (flask-limiter). Counters live in memory per process unless
+BRIDGE_RATELIMIT_STORAGE_URI points at a shared store (e.g. redis://…) for several processes."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+
+def per_ip() -> str:
+    from bridge.web.common import runtime
+
+    return runtime().config.rate_limit_per_ip
+
+
+def per_link() -> str:
+    from bridge.web.common import runtime
+
+    return runtime().config.rate_limit_per_link
+
+
+def link_key() -> str:
+    """The link token of the request (path or JSON body): limits one link, whatever the IP."""
+    token = (request.view_args or {}).get("token")
+    if token is None and request.is_json:
+        token = (request.get_json(silent=True) or {}).get("link_token")
+    return f"link:{token or '-'}"
