@@ -154,8 +154,12 @@ def runtime(database_url: str, config: config_module.Config) -> Iterator[Runtime
 
 @pytest.fixture
 def app(runtime: Runtime):  # type: ignore[no-untyped-def]
+    from bridge.web.limits import limiter
+
     flask_app = create_app(runtime=runtime)
     flask_app.testing = True
+    with flask_app.app_context():
+        limiter.reset()  # counters are per process: start each test from zero
     return flask_app
 
 

@@ -405,6 +405,9 @@ class FakePersona:
         problem, attribute, template_id = _check_create(body)
         if problem:
             return 400, bad_request(problem), {}
+        if not template_id.startswith(TEMPLATE_ATTRIBUTES[attribute]):  # no such template of that kind
+            return 404, {"errors": [{"title": "Record not found",
+                                     "details": f"data.attributes.{attribute} is not found"}]}, {}
         attributes, meta = body["data"]["attributes"], body.get("meta") or {}
         if meta.get("auto-create-account") is False and "auto-create-account-reference-id" in meta:
             return 400, bad_request("meta.auto-create-account-reference-id requires auto-create-account"), {}
@@ -605,10 +608,12 @@ def _check_create(body: Any) -> tuple[str | None, str, str]:
     if len(named) != 1:
         return "pass exactly one of template-id, inquiry-template-id, inquiry-template-version-id", "", ""
     attribute, template_id = named[0]
-    if not isinstance(template_id, str) or not template_id.startswith(TEMPLATE_ATTRIBUTES[attribute]):
-        return f"data.attributes.{attribute} must start with {TEMPLATE_ATTRIBUTES[attribute]}", "", ""
+    if not isinstance(template_id, str):
+        return f"data.attributes.{attribute} must be a string", "", ""
     fields = attributes.get("fields")
-    if fields is not None and (not isinstance(fields, dict)
-                               or not all(isinstance(v, (str, type(None))) for v in fields.values())):
-        return "data.attributes.fields must map field names to strings", "", ""
+    if fields is not None and not isinstance(fields, dict):
+        return "data.attributes.fields must be an object", "", ""
+    defaults = dict(DEFAULT_FIELDS)
+    if any(key in defaults and not isinstance(value, (str, type(None))) for key, value in (fields or {}).items()):
+        return "data.attributes.fields: the default fields take strings", "", ""
     return None, attribute, template_id

@@ -1,0 +1,276 @@
+"""Onboarding: consent before Persona, reference ids, resume, attempt limit, signed links, gating."""
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from bridge import link_tokens
+from bridge.cli import main
+from bridge.persona import samples
+from bridge.store.models import AuditEntry, Consent, Contact, Job, VerificationSession
+from bridge.worker import Worker
+from conftest import ADMIN_TOKEN, admin_headers, new_id, post_event
+
+CONSENT = {"share_with_persona": True, "persona_retention": True, "gdpr_processing": True}
+
+
+def session_body(email="new.person@example.com", user_type="investor", **extra):
+    return {"email": email, "user_type": user_type, "first_name": "Nia", "ip": "203.0.113.9",
+            "user_agent": "pytest", "consent": {**CONSENT, "text_version": "2026-11-01"}, **extra}
+
+
+def start(client, body=None, **kw):
+    return client.post("/api/v1/sessions", json=body or session_body(**kw), headers=admin_headers())
+
+
+def hosted_query(url):
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path}", {k: v[0] for k, v in parse_qs(parsed.query).items()}
+
+
+def test_session_records_consent_and_answers_what_the_page_needs(client, runtime, config):
+    response = start(client)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    template = config.user_types["investor"].template_id
+    assert body["template_id"] == template and body["reference_id"].startswith("kyc_")
+    assert "@" not in body["reference_id"] and "new.person" not in body["reference_id"]
+    assert body["fields"] == {"name-first": "Nia", "email-address": "new.person@example.com"}
+    assert body["inquiry_id"] is None and body["session_token"] is None  # no PERSONA_API_KEY: no API call
+    base, query = hosted_query(body["hosted_url"])
+    assert base == "https://inquiry.withpersona.com/verify"
+    assert query["inquiry-template-id"] == template and query["reference-id"] == body["reference_id"]
+    assert query["redirect-uri"] == "http://127.0.0.1:8000/verify/done"
+    assert query["fields[name-first]"] == "Nia"
+    with runtime.sessions() as session:
+        consent = session.scalars(sa.select(Consent)).one()
+        assert (consent.share_with_persona, consent.persona_retention, consent.gdpr_processing) == (True, True, True)
+        assert consent.text_version == "2026-11-01" and consent.text_sha256 == config.consent.sha256
+        assert consent.ip_hash and "203.0.113.9" not in consent.ip_hash and consent.user_agent == "pytest"
+        contact = session.scalars(sa.select(Contact)).one()
+        assert contact.reference_id == body["reference_id"]
+        assert "new.person" not in " ".join(a.detail for a in session.scalars(sa.select(AuditEntry)))
+
+
+@pytest.mark.parametrize("missing", ["share_with_persona", "persona_retention", "gdpr_processing"])
+def test_every_consent_box_is_required_and_nothing_is_recorded_without(client, runtime, missing):
+    body = session_body()
+    body["consent"][missing] = False
+    response = start(client, body)
+    assert response.status_code == 422
+    assert response.get_json()["field"] == f"consent.{missing}" and missing in response.get_json()["error"]
+    del body["consent"][missing]
+    assert start(client, body).status_code == 422
+    with runtime.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Consent)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"email": "not-an-email"}, "email"), ({"user_type": "astronaut"}, "user_type"),
+    ({"consent": {**CONSENT, "text_version": "1999-01-01"}}, "consent.text_version"),
+    ({"consent": "yes"}, "consent"), ({"wp_user_id": "seven"}, "wp_user_id"),
+])
+def test_bad_input_is_422_naming_the_field(client, change, field):
+    response = start(client, session_body(**change) if "email" not in change else {**session_body(), **change})
+    assert response.status_code == 422 and response.get_json()["field"] == field
+
+
+def test_sessions_need_a_token_or_a_link(client):
+    assert client.post("/api/v1/sessions", json=session_body()).status_code == 401
+    assert client.post("/api/v1/sessions", json=session_body(),
+                       headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_webhook_with_the_reference_id_lands_on_the_right_contact(client, runtime, config):
+    reference_id = start(client).get_json()["reference_id"]
+    # Persona's payload carries our reference id and no email at all (current generation, fields blocked)
+    event = samples.inquiry_event(event_id=new_id("evt"), inquiry_id="inq_ref1", status="approved",
+                                  created_at=datetime.now(timezone.utc), reference_id=reference_id,
+                                  template_id=config.user_types["investor"].template_id)
+    assert post_event(client, event).status_code == 200
+    kyc = client.get("/api/v1/contacts/New.Person@example.com/kyc", headers=admin_headers()).get_json()
+    assert kyc["status"] == "approved" and kyc["user_type"] == "investor" and kyc["level"] == "enhanced"
+    assert kyc["decided_at"] is not None
+
+
+def webhook(client, config, inquiry_id, status, minutes_ago=0, reference_id=None, user_type="investor"):
+    event = samples.inquiry_event(event_id=new_id("evt"), inquiry_id=inquiry_id, status=status,
+                                  created_at=datetime.now(timezone.utc) - timedelta(minutes=minutes_ago),
+                                  reference_id=reference_id, template_id=config.user_types[user_type].template_id)
+    assert post_event(client, event).status_code == 200
+
+
+@pytest.mark.parametrize("status", ["created", "pending"])
+def test_unfinished_inquiry_is_resumed_not_duplicated(client, runtime, config, status):
+    first = start(client).get_json()
+    webhook(client, config, "inq_open", status, reference_id=first["reference_id"])
+    again = start(client).get_json()
+    assert again["resumed"] is True and again["inquiry_id"] == "inq_open"
+    _, query = hosted_query(again["hosted_url"])
+    assert query["inquiry-id"] == "inq_open" and "inquiry-template-id" not in query
+    assert again["attempts_used"] == 1  # a resume is not an attempt
+
+
+def test_recently_expired_inquiry_is_resumed_old_one_is_not(client, runtime, config):
+    first = start(client).get_json()
+    webhook(client, config, "inq_exp", "expired", minutes_ago=60, reference_id=first["reference_id"])
+    assert start(client).get_json()["inquiry_id"] == "inq_exp"
+    webhook(client, config, "inq_exp2", "expired", minutes_ago=60 * 30, reference_id=first["reference_id"],
+            user_type="vendor")
+    vendor = start(client, user_type="vendor").get_json()
+    assert vendor["resumed"] is False and vendor["inquiry_id"] is None
+
+
+def test_three_attempts_per_type_then_manual_review_and_a_review_tag(client, runtime, config):
+    reference = None
+    for attempt in range(1, 4):
+        body = start(client).get_json()
+        assert body["attempts_used"] == attempt and body["attempts_allowed"] == 3
+        reference = body["reference_id"]
+        webhook(client, config, f"inq_try{attempt}", "failed", reference_id=reference)
+    refused = start(client)
+    assert refused.status_code == 409
+    assert refused.get_json()["manual_review"] is True and "manual review" in refused.get_json()["error"]
+    assert start(client, user_type="customer").status_code == 201  # the limit is per user type
+    outcomes = Worker(runtime).drain()
+    results = [o.detail for o in outcomes if o.kind == "crm.tag"]
+    assert results == ["dry run: would attach kyc-manual-review; detach -"]
+
+
+def test_link_round_trip_through_the_consent_page(client, runtime, config):
+    created = client.post("/api/v1/links", json={"email": "Link.Person@example.com", "user_type": "vendor"},
+                          headers=admin_headers())
+    assert created.status_code == 201
+    url = created.get_json()["url"]
+    assert url.startswith("http://127.0.0.1:8000/verify/") and "link.person" not in url.lower()
+    path = urlparse(url).path
+    page = client.get(path)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for box in ("share_with_persona", "persona_retention", "gdpr_processing"):
+        assert f'<label for="{box}">' in html and f'id="{box}" name="{box}" value="yes" required' in html
+    assert config.consent.share_with_persona in html
+    partial = client.post(path, data={"share_with_persona": "yes", "persona_retention": "yes"})
+    assert partial.status_code == 422 and "tick all three" in partial.get_data(as_text=True)
+    done = client.post(path, data={box: "yes" for box in CONSENT} | {"text_version": config.consent.version})
+    assert done.status_code == 303
+    _, query = hosted_query(done.headers["Location"])
+    assert query["inquiry-template-id"] == config.user_types["vendor"].template_id
+    with runtime.sessions() as session:
+        consent = session.scalars(sa.select(Consent)).one()
+        assert consent.source == "link" and consent.user_type == "vendor"
+
+
+def test_tampered_and_expired_links_get_a_clear_page(client, runtime, config):
+    url = client.post("/api/v1/links", json={"email": "x@example.com", "user_type": "vendor"},
+                      headers=admin_headers()).get_json()["url"]
+    path = urlparse(url).path
+    tampered = client.get(path[:-3] + ("aaa" if not path.endswith("aaa") else "bbb"))
+    assert tampered.status_code == 400 and "not valid" in tampered.get_data(as_text=True)
+    assert "Traceback" not in tampered.get_data(as_text=True)
+    runtime.clock = lambda: datetime.now(timezone.utc) + timedelta(hours=config.link_ttl_hours + 1)
+    expired = client.get(path)
+    assert expired.status_code == 410 and "expired" in expired.get_data(as_text=True)
+    token = path.rsplit("/", 1)[1]
+    with pytest.raises(link_tokens.LinkTokenError):
+        link_tokens.verify("another-secret", token, max_age_seconds=3600)
+
+
+def test_link_token_can_authorise_a_session_instead_of_the_bearer(client, config):
+    url = client.post("/api/v1/links", json={"email": "tok@example.com", "user_type": "customer"},
+                      headers=admin_headers()).get_json()["url"]
+    token = url.rsplit("/", 1)[1]
+    response = client.post("/api/v1/sessions", json={"link_token": token, "consent": CONSENT})
+    assert response.status_code == 201 and response.get_json()["template_id"] == config.user_types["customer"].template_id
+    bad = client.post("/api/v1/sessions", json={"link_token": token + "x", "consent": CONSENT})
+    assert bad.status_code == 401
+
+
+def test_redirect_back_page_never_trusts_the_query_string(client, runtime):
+    page = client.get("/verify/done?inquiry-id=inq_x&status=completed&reference-id=kyc_x")
+    assert page.status_code == 200 and "checking your documents" in page.get_data(as_text=True)
+    with runtime.sessions() as session:
+        assert session.scalar(sa.text("SELECT COUNT(*) FROM kyc_inquiries")) == 0
+
+
+def test_public_routes_are_rate_limited_per_ip(client, runtime):
+    from dataclasses import replace
+
+    runtime.config = replace(runtime.config, rate_limit_per_ip="3 per minute")
+    statuses = [client.get("/verify/done", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert client.get("/verify/done", environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
+
+
+def test_link_sessions_are_rate_limited_per_link(client, runtime):
+    from dataclasses import replace
+
+    runtime.config = replace(runtime.config, rate_limit_per_link="2 per minute")
+    url = client.post("/api/v1/links", json={"email": "rl@example.com", "user_type": "customer"},
+                      headers=admin_headers()).get_json()["url"]
+    token = url.rsplit("/", 1)[1]
+    statuses = [client.post("/api/v1/sessions", json={"link_token": token, "consent": CONSENT},
+                            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code for n in range(4)]
+    assert statuses[:2] == [201, 201] and statuses[2:] == [429, 429]
+
+
+def test_gating_lookup(client, config):
+    unknown = client.get("/api/v1/contacts/nobody@example.com/kyc", headers=admin_headers()).get_json()
+    assert unknown == {"email": "nobody@example.com", "status": "not_started", "user_type": None,
+                       "level": None, "decided_at": None}
+    reference = start(client, user_type="customer").get_json()["reference_id"]
+    webhook(client, config, "inq_cust", "approved", minutes_ago=10, reference_id=reference, user_type="customer")
+    webhook(client, config, "inq_inv", "pending", minutes_ago=1, reference_id=reference)
+    best = client.get("/api/v1/contacts/new.person@example.com/kyc", headers=admin_headers()).get_json()
+    assert best["status"] == "approved" and best["user_type"] == "customer"  # an approval wins over newer pending
+    investor = client.get("/api/v1/contacts/new.person@example.com/kyc?user_type=investor", headers=admin_headers())
+    assert investor.get_json()["status"] == "pending"
+    assert client.get("/api/v1/contacts/nope/kyc", headers=admin_headers()).status_code == 400
+    assert client.get("/api/v1/contacts/a@example.com/kyc").status_code == 401
+
+
+def test_withdrawal_stops_crm_effects(client, runtime, config, monkeypatch):
+    reference = start(client).get_json()["reference_id"]
+    response = client.delete("/api/v1/contacts/new.person@example.com/consent", headers=admin_headers())
+    assert response.status_code == 200
+    webhook(client, config, "inq_w", "approved", reference_id=reference)
+    assert [o.detail for o in Worker(runtime).drain()] == ["skipped: consent withdrawn"]
+    with runtime.sessions() as session:
+        assert session.scalars(sa.select(Consent.withdrawn_at)).one() is not None
+    assert client.delete("/api/v1/contacts/unknown@example.com/consent", headers=admin_headers()).status_code == 404
+    # and from the command line
+    for name, value in {"BRIDGE_DATABASE_URL": runtime.settings.database_url, "BRIDGE_SECRET_KEY": "test-secret-key",
+                        "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN, "PERSONA_WEBHOOK_SECRETS": "wbhsec_x"}.items():
+        monkeypatch.setenv(name, value)
+    assert CliRunner().invoke(main, ["consent", "withdraw", "--email", "new.person@example.com"]).exit_code == 0
+    assert CliRunner().invoke(main, ["consent", "withdraw", "--email", "ghost@example.com"]).exit_code == 1
+
+
+def test_cli_link(runtime, monkeypatch, client):
+    for name, value in {"BRIDGE_DATABASE_URL": runtime.settings.database_url, "BRIDGE_SECRET_KEY": "test-secret-key",
+                        "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN, "PERSONA_WEBHOOK_SECRETS": "wbhsec_x"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["link", "--email", "cli@example.com", "--type", "intern"])
+    assert result.exit_code == 0, result.output
+    url = result.output.splitlines()[0]
+    assert client.get(urlparse(url).path).status_code == 200
+    bad = CliRunner().invoke(main, ["link", "--email", "cli@example.com", "--type", "pilot"])
+    assert bad.exit_code == 1 and "user_type must be one of" in bad.output
+
+
+def test_consent_text_and_stats(client, runtime, config):
+    text = client.get("/api/v1/consent-text", headers=admin_headers()).get_json()
+    assert text["version"] == config.consent.version and text["sha256"] == config.consent.sha256
+    assert set(text["boxes"]) == set(CONSENT)
+    reference = start(client).get_json()["reference_id"]
+    webhook(client, config, "inq_s1", "needs_review", minutes_ago=60 * 30, reference_id=reference)
+    webhook(client, config, "inq_s2", "approved", reference_id=reference, user_type="customer")
+    stats = client.get("/api/v1/stats", headers=admin_headers()).get_json()
+    assert stats["counts"] == {"needs_review": 1, "approved": 1}
+    assert stats["funnel"] == {"consented": 1, "started": 2, "completed": 2, "approved": 1}
+    [waiting] = stats["review_queue"]
+    assert waiting["inquiry_id"] == "inq_s1" and waiting["overdue"] is True and waiting["waiting_hours"] >= 29.9
