@@ -185,6 +185,26 @@ def consent_withdraw(email: str) -> None:
     click.echo("consent withdrawn; CRM and n8n effects for this person stop")
 
 
+@main.command()
+@click.option("--email", required=True)
+@click.confirmation_option(prompt="Erase this person's personal data from the bridge?")
+def erase(email: str) -> None:
+    """Erase a person's personal data (KYC decisions are kept) and ask Persona to redact."""
+    from bridge import emails, privacy
+
+    runtime = load_runtime()
+    normalized = emails.normalize(email)
+    if normalized is None:
+        raise click.ClickException("not an email address")
+    with transaction(runtime.sessions) as session:
+        result = privacy.erase(session, normalized, redact_at_persona=bool(runtime.settings.persona_api_key),
+                               max_attempts=runtime.config.max_attempts, now=runtime.clock())
+    if result is None:
+        raise click.ClickException("no data held for this email")
+    click.echo(f"erased; {result.inquiries} KYC decision(s) kept for legal reasons; "
+               f"Persona redaction: {result.persona_redaction}")
+
+
 @main.group("audit")
 def audit_group() -> None:
     """Hash-chained audit log."""

@@ -18,6 +18,7 @@ from typing import Callable
 from bridge import audit, backoff, crm_sync
 from bridge.ingest import CRM_SYNC
 from bridge.onboarding import CRM_TAG
+from bridge.privacy import PERSONA_REDACT
 from bridge.runtime import Runtime
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
@@ -68,8 +69,20 @@ def crm_tag_handler(runtime: Runtime) -> Handler:
                                                                       int(job.payload["contact_id"])))
 
 
+def persona_redact_handler(runtime: Runtime) -> Handler:
+    def handle(job: queue.ClaimedJob) -> str:
+        client = runtime.persona_client()
+        if client is None:
+            return "skipped: PERSONA_API_KEY not set"
+        client.redact_inquiry(job.payload["inquiry_id"])
+        return "redaction requested at Persona"
+
+    return handle
+
+
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
-    return {CRM_SYNC: crm_sync_handler(runtime), CRM_TAG: crm_tag_handler(runtime)}
+    return {CRM_SYNC: crm_sync_handler(runtime), CRM_TAG: crm_tag_handler(runtime),
+            PERSONA_REDACT: persona_redact_handler(runtime)}
 
 
 class Worker:

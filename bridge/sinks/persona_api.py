@@ -373,7 +373,7 @@ def _failure(status: int, body: Any, op: _Op) -> SinkError:
     prefix = f"Persona answered {status}{_safe_title(body)} to {op.label}"
     if status == 401:
         return SinkError(f"{prefix}: check {_KEY_SETTING} (the key of this Persona environment)",
-                         retryable=False, status=status)
+                         retryable=True, status=status)
     if status == 403:
         return SinkError(f"{prefix}: check {_KEY_SETTING} (its permissions, the environment, an IP "
                          "allowlist or a quota)", retryable=False, status=status)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from bridge import emails, link_tokens, onboarding, queries
+from bridge import emails, link_tokens, onboarding, privacy, queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
 from bridge.web.common import error, require_admin_token, runtime
@@ -172,3 +172,30 @@ def stats():  # type: ignore[no-untyped-def]
     with transaction(rt.sessions) as session:
         result = queries.stats(session, now=rt.clock())
     return jsonify(result)
+
+
+@bp.get("/contacts/<path:raw_email>/export")
+@require_admin_token
+def export_contact(raw_email: str):  # type: ignore[no-untyped-def]
+    rt = runtime()
+    try:
+        email = _email_or_400(raw_email)
+    except onboarding.OnboardingError as exc:
+        return error(400, str(exc))
+    with transaction(rt.sessions) as session:
+        data = privacy.export(session, email)
+    return jsonify(data) if data is not None else error(404, "no data held for this email")
+
+
+@bp.post("/contacts/<path:raw_email>/erase")
+@require_admin_token
+def erase_contact(raw_email: str):  # type: ignore[no-untyped-def]
+    rt = runtime()
+    try:
+        email = _email_or_400(raw_email)
+    except onboarding.OnboardingError as exc:
+        return error(400, str(exc))
+    with transaction(rt.sessions) as session:
+        result = privacy.erase(session, email, redact_at_persona=bool(rt.settings.persona_api_key),
+                               max_attempts=rt.config.max_attempts, now=rt.clock())
+    return jsonify(result.as_json()) if result is not None else error(404, "no data held for this email")
