@@ -192,7 +192,7 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
     tolerance = webhooks.get("signature_tolerance_seconds", int, 0)
     if tolerance < 0:
         raise webhooks.error("signature_tolerance_seconds", "must be 0 (off) or positive")
-    trusted_proxies = bridge.get("trusted_proxies", int, 0) if "trusted_proxies" in bridge.table else 0
+    trusted_proxies = bridge.get("trusted_proxies", int, 0)
     if trusted_proxies < 0:
         raise bridge.error("trusted_proxies", "must be 0 or more")
     return Config(

@@ -351,7 +351,7 @@ def _safe_title(body: Any) -> str:
     for error in _errors(body):
         title = error.get("title")
         if isinstance(title, str) and _SAFE_TITLE.fullmatch(title.strip()):
-            return f" {title.strip()!r}"
+            return f" {title.strip()!r} {error.get('details')}"
     return ""
 
 
@@ -373,7 +373,7 @@ def _failure(status: int, body: Any, op: _Op) -> SinkError:
     prefix = f"Persona answered {status}{_safe_title(body)} to {op.label}"
     if status == 401:
         return SinkError(f"{prefix}: check {_KEY_SETTING} (the key of this Persona environment)",
-                         retryable=True, status=status)
+                         retryable=False, status=status)
     if status == 403:
         return SinkError(f"{prefix}: check {_KEY_SETTING} (its permissions, the environment, an IP "
                          "allowlist or a quota)", retryable=False, status=status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 from bridge import emails, link_tokens, onboarding, privacy, queries
 from bridge.sinks.errors import SinkError
@@ -119,11 +119,12 @@ def create_link():  # type: ignore[no-untyped-def]
     return jsonify({"url": link.url, "expires_at": link.expires_at.isoformat().replace("+00:00", "Z")}), 201
 
 
-def _email_or_400(raw: str) -> str:
+def _path_email(raw: str) -> str:
+    """The normalised email of a /contacts/<email>/… path; 400 when it is not one."""
     email = emails.normalize(raw)
     if email is None:
-        raise onboarding.OnboardingError("email", "not an email address")
-    return email
+        abort(400, description="not an email address")
+    return email  # type: ignore[return-value]
 
 
 @bp.get("/contacts/<path:raw_email>/kyc")
@@ -131,10 +132,7 @@ def _email_or_400(raw: str) -> str:
 def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     user_type = request.args.get("user_type") or None
-    try:
-        email = _email_or_400(raw_email)
-    except onboarding.OnboardingError as exc:
-        return error(400, str(exc))
+    email = _path_email(raw_email)
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
@@ -146,10 +144,7 @@ def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
 @require_admin_token
 def withdraw_consent(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    try:
-        known = onboarding.withdraw_consent(rt.sessions, _email_or_400(raw_email), now=rt.clock())
-    except onboarding.OnboardingError as exc:
-        return error(400, str(exc))
+    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock())
     if not known:
         return error(404, "no consent recorded for this email")
     return jsonify({"status": "withdrawn"})
@@ -178,10 +173,7 @@ def stats():  # type: ignore[no-untyped-def]
 @require_admin_token
 def export_contact(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    try:
-        email = _email_or_400(raw_email)
-    except onboarding.OnboardingError as exc:
-        return error(400, str(exc))
+    email = _path_email(raw_email)
     with transaction(rt.sessions) as session:
         data = privacy.export(session, email)
     return jsonify(data) if data is not None else error(404, "no data held for this email")
@@ -191,10 +183,7 @@ def export_contact(raw_email: str):  # type: ignore[no-untyped-def]
 @require_admin_token
 def erase_contact(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    try:
-        email = _email_or_400(raw_email)
-    except onboarding.OnboardingError as exc:
-        return error(400, str(exc))
+    email = _path_email(raw_email)
     with transaction(rt.sessions) as session:
         result = privacy.erase(session, email, redact_at_persona=bool(rt.settings.persona_api_key),
                                max_attempts=rt.config.max_attempts, now=rt.clock())
