@@ -46,12 +46,25 @@ class Runtime:
             new_contact_status=self.config.new_contact_status,
         )
 
-    def persona_client(self):  # type: ignore[no-untyped-def]
-        """A Persona API client, or None without PERSONA_API_KEY (the hosted flow then needs no API call)."""
+    def n8n_client(self):  # type: ignore[no-untyped-def]
+        """An n8n event sender, or None without N8N_WEBHOOK_URL (events are then built, not sent)."""
+        if not self.settings.n8n_enabled:
+            return None
+        from bridge.sinks.n8n import N8nClient
+
+        return N8nClient(self.settings.n8n_webhook_url or "", self.settings.n8n_token,
+                         self.settings.n8n_signing_secret or "", timeout=self.config.n8n.timeout_seconds)
+
+    def persona_client(self, *, interactive: bool = False):  # type: ignore[no-untyped-def]
+        """A Persona API client, or None without PERSONA_API_KEY (the hosted flow then needs no API call).
+        `interactive`: a person is waiting on the answer, so fail fast instead of retrying for long."""
         if not self.settings.persona_api_key:
             return None
         from bridge.sinks.persona_api import PersonaClient
 
+        if interactive:
+            return PersonaClient(self.settings.persona_api_key, base_url=self.settings.persona_api_base,
+                                 timeout=5.0, max_retries=1)
         return PersonaClient(self.settings.persona_api_key, base_url=self.settings.persona_api_base)
 
     def describe_outputs(self) -> list[str]:
@@ -59,5 +72,6 @@ class Runtime:
         lines = []
         lines.append("FluentCRM sync: " + ("on" if self.settings.fluentcrm_enabled
                                             else "off (FLUENTCRM_BASE_URL unset: tag changes are computed, not sent)"))
-        lines.append("n8n events: " + ("on" if self.settings.n8n_enabled else "off (N8N_WEBHOOK_URL unset)"))
+        lines.append("n8n events: " + ("on" if self.settings.n8n_enabled
+                                       else "off (N8N_WEBHOOK_URL unset: events are built, not sent)"))
         return lines

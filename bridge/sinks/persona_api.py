@@ -78,8 +78,9 @@ class _Secret:
 
 
 class PersonaClient:
-    """One Persona environment's inquiries, through its API key. Safe to share between threads as
-    far as requests.Session is (one client per process is the intended use)."""
+    """The inquiries of one Persona environment, through its API key. Keep one per process.
+
+    Retries (bounded by `max_retries`) happen inside each call, pausing through `sleep`."""
 
     def __init__(
         self,
@@ -92,9 +93,11 @@ class PersonaClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        # Checked here so that requests never builds an error message that quotes the header.
+        # Checked here so that requests never builds an error message that quotes the header. A key
+        # holds no whitespace: a trailing newline from a secrets file is dropped, not sent.
+        api_key = api_key.strip() if isinstance(api_key, str) else api_key
         if not isinstance(api_key, str) or not re.fullmatch(r"[\x21-\x7e]+", api_key):
-            raise ValueError(f"{_KEY_SETTING} must be a non-empty API key without spaces or control characters")
+            raise ValueError(f"{_KEY_SETTING} must be a non-empty API key of printable ASCII without spaces")
         if not re.match(r"^https?://", base_url or ""):
             raise ValueError("Persona base_url must start with http:// or https://")
         if timeout <= 0 or max_retries < 0 or backoff_seconds < 0:
@@ -314,7 +317,7 @@ def _ok(response: requests.Response, op: _Op) -> Any:
     if not 200 <= response.status_code < 300:
         raise _failure(response.status_code, body, op)
     if not isinstance(body, dict):
-        raise _shape_error(op, "not a JSON object")
+        raise _shape_error(op, "not a JSON object", response.status_code)
     return body
 
 
@@ -351,20 +354,22 @@ def _safe_title(body: Any) -> str:
     for error in _errors(body):
         title = error.get("title")
         if isinstance(title, str) and _SAFE_TITLE.fullmatch(title.strip()):
-            return f" {title.strip()!r} {error.get('details')}"
+            return f" {title.strip()!r}"
     return ""
 
 
 def _mentions_redaction(body: Any) -> bool:
-    return any("redact" in str(error.get(key, "")).lower() for error in _errors(body) for key in ("title", "details"))
+    """Used to classify only: the details text itself never goes into a reason."""
+    return any("redact" in str(error.get(key, "")).lower()
+               for error in _errors(body) for key in ("title", "details"))
 
 
-def _shape_error(op: _Op, detail: str) -> SinkError:
+def _shape_error(op: _Op, detail: str, status: int = 200) -> SinkError:
     return SinkError(
         f"Persona answered {op.label} with an unexpected body ({detail}): is PERSONA_API_BASE the "
         f"Persona API (version {PERSONA_VERSION})?",
         retryable=False,
-        status=200,
+        status=status,
     )
 
 

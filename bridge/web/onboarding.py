@@ -57,7 +57,7 @@ def _wp_user_id(body: dict[str, Any]) -> int | None:
 
 
 def _persona_client():  # type: ignore[no-untyped-def]
-    return runtime().persona_client()
+    return runtime().persona_client(interactive=True)
 
 
 def start(req: onboarding.SessionRequest):  # type: ignore[no-untyped-def]
