@@ -274,3 +274,44 @@ def test_consent_text_and_stats(client, runtime, config):
     assert stats["funnel"] == {"consented": 1, "started": 2, "completed": 2, "approved": 1}
     [waiting] = stats["review_queue"]
     assert waiting["inquiry_id"] == "inq_s1" and waiting["overdue"] is True and waiting["waiting_hours"] >= 29.9
+
+
+@pytest.fixture
+def persona_client_app(runtime):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from doubles.persona import FakePersona
+    from bridge.web import create_app
+
+    with FakePersona() as persona:
+        runtime.settings = replace(runtime.settings, persona_api_key=persona.api_key,
+                                   persona_api_base=persona.base_url, persona_environment_id="env_test123")
+        yield persona, create_app(runtime=runtime).test_client()
+
+
+def test_with_an_api_key_the_inquiry_is_created_up_front_and_later_resumed(persona_client_app, runtime, config):
+    persona, client = persona_client_app
+    body = start(client).get_json()
+    assert body["inquiry_id"].startswith("inq_") and body["session_token"]
+    created = persona.inquiry(body["inquiry_id"])
+    assert created.reference_id == body["reference_id"] and created.template_id == config.user_types["investor"].template_id
+    assert created.redirect_uri == "http://127.0.0.1:8000/verify/done"
+    _, query = hosted_query(body["hosted_url"])
+    assert query["inquiry-id"] == body["inquiry_id"] and query["session-token"] == body["session_token"]
+    assert query["environment-id"] == "env_test123"
+    # known before its first webhook, linked to the person
+    kyc = client.get("/api/v1/contacts/new.person@example.com/kyc?user_type=investor", headers=admin_headers())
+    assert kyc.get_json()["status"] == "created"
+
+    persona.clear_requests()
+    again = start(client).get_json()
+    assert again["resumed"] is True and again["inquiry_id"] == body["inquiry_id"] and again["session_token"]
+    assert [(r.method, r.route) for r in persona.requests] == [("POST", f"/inquiries/{body['inquiry_id']}/resume")]
+    assert again["attempts_used"] == 1
+
+
+def test_persona_outage_during_a_session_is_a_clear_error(persona_client_app):
+    persona, client = persona_client_app
+    persona.reject_auth(True)
+    response = start(client)
+    assert response.status_code == 502 and "PERSONA_API_KEY" in response.get_json()["error"]
