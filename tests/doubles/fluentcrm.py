@@ -16,7 +16,6 @@ import json
 import math
 import random
 import re
-import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from .server import LoopbackDouble, parse_json
 
 API_PREFIX = "/wp-json/fluent-crm/v2"
 TAG_CLASS = "FluentCrm\\App\\Models\\Tag"
@@ -49,6 +49,8 @@ FILLABLE_TEXT = (
     "latitude", "longitude", "ip", "avatar",
 )
 
+JSON_TYPE = "application/json; charset=UTF-8"
+HTML_TYPE = "text/html; charset=UTF-8"
 REST_FORBIDDEN_MESSAGE = "Sorry, you are not allowed to do that."
 CRITICAL_ERROR = {
     "code": "internal_server_error",
@@ -168,21 +170,6 @@ class _User:
     capabilities: frozenset[str]
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any
-    content_type: str
-    remaining: int | None  # None: until cleared
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
-        # werkzeug logs request lines, and lookup URLs hold emails: keep test logs clean.
-        pass
-
-
 class _Route:
     def __init__(self, method: str, pattern: str, capability: str, handler: Callable[..., Reply]) -> None:
         self.method = method
@@ -194,8 +181,10 @@ class _Route:
 # ---------------------------------------------------------------------- the server
 
 
-class FakeFluentCRM:
+class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
     """Fake FluentCRM 2.9.84 REST server; a context manager that starts and stops it."""
+
+    _thread_name = "fake-fluentcrm"
 
     def __init__(
         self,
@@ -209,6 +198,7 @@ class FakeFluentCRM:
         next_contact_id: int = 1,
         bench: bool = True,
     ) -> None:
+        super().__init__()
         self.username = username
         self.app_password = app_password
         self.limited_username = limited_username
@@ -223,16 +213,6 @@ class FakeFluentCRM:
         self._tags: dict[int, _Tag] = {}
         self._contacts: dict[int, _Contact] = {}
         self._custom_fields: list[dict[str, Any]] = []
-        self._lock = threading.RLock()
-        self._faults: list[_Fault] = []
-        self._delay: float = 0.0
-        self._delay_remaining: int | None = None
-        self._delay_route: tuple[str | None, str | None] = (None, None)
-        self._reject_auth = False
-        self._stopping = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.requests: list[RecordedRequest] = []
         # Called (under the state lock) before a matched, authorised request is handled: tests
         # use it to play a concurrent writer, e.g. create the tag the client is about to create.
         self.before_handle: Callable[[str, str, Any], None] | None = None
@@ -248,38 +228,7 @@ class FakeFluentCRM:
             _Route("GET", r"/custom-fields/contacts", "fcrm_manage_settings", self._custom_fields_list),
         ]
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeFluentCRM:
-        self._stopping.clear()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        # A short poll interval keeps stop() fast (serve_forever checks for shutdown between polls).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-fluentcrm", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes delayed requests
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeFluentCRM:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeFluentCRM is not running")
-        return self._server.server_port
+    # ------------------------------------------------------------------ addresses
 
     @property
     def site_url(self) -> str:
@@ -295,44 +244,11 @@ class FakeFluentCRM:
                count: int | None = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next `count` requests (None: all until clear_faults) with `status`/`body`.
         Without a body: 500 → WordPress' critical-error JSON, 503 → maintenance HTML page."""
-        if body is None:
-            body = CRITICAL_ERROR if status == 500 else MAINTENANCE_HTML if status == 503 else {
-                "code": "injected_fault", "message": f"Injected {status}", "data": {"status": status}}
-        if content_type is None:
-            content_type = "text/html; charset=UTF-8" if isinstance(body, str) else "application/json; charset=UTF-8"
-        with self._lock:
-            self._faults.append(_Fault(status, body, content_type, count, dict(headers or {})))
+        self._queue_fault(status, body, count=count, headers=headers, content_type=content_type)
 
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self.inject(status, count=count)
-
-    def go_down(self, status: int = 503) -> None:
-        """Answer every request with `status` until come_back_up()."""
-        self.inject(status, count=None)
-
-    def come_back_up(self) -> None:
-        self.clear_faults()
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def delay_responses(self, seconds: float, count: int | None = None, *,
-                        method: str | None = None, path: str | None = None) -> None:
-        """Hold each of the next `count` requests (None: all until cleared), optionally only those
-        with this method and route path (e.g. "POST", "/subscribers"), for `seconds` before handling
-        it: the request is still applied afterwards, as on a slow real server."""
-        with self._lock:
-            self._delay, self._delay_remaining = seconds, count
-            self._delay_route = (method, path)
-
-    def clear_delay(self) -> None:
-        self.delay_responses(0.0)
-
-    def reject_auth(self, on: bool = True) -> None:
-        """Make every credential check fail (401), as if the app password had been revoked."""
-        with self._lock:
-            self._reject_auth = on
+    def _fault_body(self, status: int) -> Any:
+        return CRITICAL_ERROR if status == 500 else MAINTENANCE_HTML if status == 503 else {
+            "code": "injected_fault", "message": f"Injected {status}", "data": {"status": status}}
 
     # ------------------------------------------------------------------ seeding and inspection
 
@@ -393,14 +309,9 @@ class FakeFluentCRM:
     def writes(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.is_write]
 
-    def clear_requests(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
     # ------------------------------------------------------------------ WSGI
 
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = Request(environ)
+    def _respond(self, request: Request) -> Response:
         method = request.method.upper()
         override = request.args.get("_method") or request.headers.get("X-HTTP-Method-Override")
         if override and method == "POST":  # WordPress core lets POST stand in for PUT/DELETE
@@ -410,7 +321,7 @@ class FakeFluentCRM:
         route_path = route_path.rstrip("/")  # WordPress untrailingslashes the REST route
         self._maybe_delay(method, route_path)
         raw = request.get_data(cache=True)
-        body_json, bad_json = _parse_json(request, raw)
+        body_json, bad_json = parse_json(request, raw)
         with self._lock:
             user = self._authenticate(request)
             status, body, content_type, headers = self._answer(method, path, route_path, request, user,
@@ -424,39 +335,41 @@ class FakeFluentCRM:
             if self._bench and 200 <= status < 300 and isinstance(body, dict):
                 body = {**body, "__bench": round(random.uniform(0.005, 0.2), 6)}
             payload = json.dumps(body).encode()
-        return Response(payload, status=status, content_type=content_type, headers=headers)(environ, start_response)
+        return Response(payload, status=status, content_type=content_type, headers=headers)
 
     def _answer(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
                 body_json: Any, bad_json: bool) -> tuple[int, Any, str, dict[str, str]]:
         fault = self._take_fault()
         if fault is not None:
-            return fault.status, fault.body, fault.content_type, fault.headers
+            content_type = fault.content_type
+            if content_type is None:
+                content_type = HTML_TYPE if isinstance(fault.body, str) else JSON_TYPE
+            return fault.status, fault.body, content_type, fault.headers
         status, body, content_type = self._route(method, path, route_path, request, user, body_json, bad_json)
         return status, body, content_type, {}
 
     def _route(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
                body_json: Any, bad_json: bool) -> tuple[int, Any, str]:
-        json_type = "application/json; charset=UTF-8"
         if not path.lower().startswith("/wp-json/"):
-            return 404, "<!DOCTYPE html><html><body><h1>Page not found</h1></body></html>", "text/html; charset=UTF-8"
+            return 404, "<!DOCTYPE html><html><body><h1>Page not found</h1></body></html>", HTML_TYPE
         if not path.lower().startswith(API_PREFIX):
-            return 404, NO_ROUTE, json_type
+            return 404, NO_ROUTE, JSON_TYPE
         matched = self._match(method, route_path)
         if matched is None:
-            return 404, NO_ROUTE, json_type
+            return 404, NO_ROUTE, JSON_TYPE
         route, args = matched
         if user is None:
-            return 401, rest_forbidden(401), json_type
+            return 401, rest_forbidden(401), JSON_TYPE
         if route.capability not in user.capabilities:
-            return 403, rest_forbidden(403), json_type
+            return 403, rest_forbidden(403), JSON_TYPE
         if bad_json:
             return 400, {"code": "rest_invalid_json", "message": "Invalid JSON body passed.",
-                         "data": {"status": 400, "json_error_code": 4, "json_error_message": "Syntax error"}}, json_type
+                         "data": {"status": 400, "json_error_code": 4, "json_error_message": "Syntax error"}}, JSON_TYPE
         params = _params(request.args, request.form, body_json)
         if self.before_handle is not None:
             self.before_handle(method, route_path, body_json)
         status, body = route.handler(params, *args)
-        return status, body, json_type
+        return status, body, JSON_TYPE
 
     def _match(self, method: str, route_path: str) -> tuple[_Route, tuple[str, ...]] | None:
         for route in self._routes:
@@ -471,29 +384,6 @@ class FakeFluentCRM:
             return None
         squeezed = _squeeze(auth.password or "")
         return next((u for u in self._users if u.name == auth.username and u.password == squeezed), None)
-
-    def _take_fault(self) -> _Fault | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        if fault.remaining is not None:
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                self._faults.pop(0)
-        return fault
-
-    def _maybe_delay(self, method: str, route_path: str) -> None:
-        with self._lock:
-            only_method, only_path = self._delay_route
-            if (only_method and only_method != method) or (only_path and only_path != route_path):
-                return
-            seconds = self._delay
-            if seconds and self._delay_remaining is not None:
-                self._delay_remaining -= 1
-                if self._delay_remaining <= 0:
-                    self._delay, self._delay_remaining = 0.0, None
-        if seconds:
-            self._stopping.wait(seconds)
 
     # ------------------------------------------------------------------ tags routes
 
@@ -800,15 +690,6 @@ class FakeFluentCRM:
 def _squeeze(password: str) -> str:
     # WordPress ignores everything but letters and digits in application passwords.
     return re.sub(r"[^A-Za-z0-9]", "", password)
-
-
-def _parse_json(request: Request, raw: bytes) -> tuple[Any, bool]:
-    if request.mimetype != "application/json" or not raw.strip():
-        return None, False
-    try:
-        return json.loads(raw), False
-    except ValueError:
-        return None, True
 
 
 def _php_params(multi: MultiDict[str, str]) -> dict[str, Any]:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from .server import LoopbackDouble, parse_json
 
 API_PREFIX = "/api/v1"
 PERSONA_VERSIONS = ("2025-12-08", "2025-10-27", "2023-01-05", "2022-09-01", "2021-08-18", "2021-07-05",
@@ -153,82 +152,28 @@ class RecordedRequest:
         return self.path[len(API_PREFIX):] if self.path.startswith(API_PREFIX + "/") else None
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any  # dict → JSON, str → HTML
-    headers: dict[str, str]
-    remaining: int | None  # None: until cleared
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
-        pass  # request lines would only clutter test output
-
-
 Reply = tuple[int, Any, dict[str, str]]  # (status, JSON body, extra headers)
 
 
 # ---------------------------------------------------------------------- the server
 
 
-class FakePersona:
+class FakePersona(LoopbackDouble[RecordedRequest]):
     """Fake Persona API server; a context manager that starts and stops it."""
 
+    _thread_name = "fake-persona"
+
     def __init__(self, *, api_key: str | None = None, rate_limit: int = 300) -> None:
+        super().__init__()
         self.api_key = api_key or "persona_sandbox_" + secrets.token_hex(16)
         self.environment_id = new_id("env_")
         self.organization_id = new_id("org_")
         self._rate_limit = rate_limit
-        self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
-        self._inflight = 0
         self._inquiries: dict[str, _Inquiry] = {}
         self._accounts: dict[str, str] = {}  # reference id → act_ id
         self._idempotent: dict[str, tuple[int, Any]] = {}  # Idempotency-Key → first answer
-        self._faults: list[_Fault] = []
-        self._delay = 0.0
-        self._delay_remaining: int | None = None
-        self._delay_route: tuple[str | None, str | None] = (None, None)
-        self._reject_auth = False
-        self._stopping = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.requests: list[RecordedRequest] = []
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakePersona:
-        self._stopping.clear()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-persona", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes delayed requests
-        with self._idle:  # let them answer and be recorded before anyone inspects `requests`
-            self._idle.wait_for(lambda: self._inflight == 0, timeout=5)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakePersona:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakePersona is not running")
-        return self._server.server_port
+    # ------------------------------------------------------------------ address
 
     @property
     def base_url(self) -> str:
@@ -236,16 +181,11 @@ class FakePersona:
 
     # ------------------------------------------------------------------ faults
 
-    def inject(self, status: int, body: Any = None, *, count: int | None = 1,
-               headers: dict[str, str] | None = None) -> None:
-        """Answer the next `count` requests (None: all until clear_faults) with `status`/`body`
-        (a dict is sent as JSON, a str as HTML). Without a body: 429 → the spec's rate-limit
-        example, 500 → a JSON error, 502/503/504 → a load balancer's HTML page."""
-        if body is None:
-            body = (RATE_LIMITED if status == 429 else UNAVAILABLE_HTML if status in (502, 503, 504)
-                    else SERVER_ERROR if status >= 500 else bad_request(f"Injected {status}"))
-        with self._lock:
-            self._faults.append(_Fault(status, body, dict(headers or {}), count))
+    def _fault_body(self, status: int) -> Any:
+        """inject()'s default body: 429 → the spec's rate-limit example, 500 → a JSON error,
+        502/503/504 → a load balancer's HTML page."""
+        return (RATE_LIMITED if status == 429 else UNAVAILABLE_HTML if status in (502, 503, 504)
+                else SERVER_ERROR if status >= 500 else bad_request(f"Injected {status}"))
 
     def rate_limit(self, count: int = 1, *, retry_after: int | str | None = 1, reset: int | None = None) -> None:
         """The next `count` requests get 429 with `Retry-After: retry_after` (None: no such header)
@@ -257,32 +197,10 @@ class FakePersona:
             headers["Retry-After"] = str(retry_after)
         self.inject(429, RATE_LIMITED, count=count, headers=headers)
 
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self.inject(status, count=count)
-
-    def go_down(self, status: int = 503) -> None:
-        self.inject(status, count=None)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def delay_responses(self, seconds: float, count: int | None = 1, *,
                         method: str | None = None, path: str | None = None) -> None:
-        """Hold each of the next `count` requests (None: all until cleared), optionally only those
-        with this method and route (e.g. "POST", "/inquiries"), for `seconds` before handling it:
-        the request is still applied afterwards, as on a slow real server."""
-        with self._lock:
-            self._delay, self._delay_remaining = seconds, count
-            self._delay_route = (method, path)
-
-    def clear_delay(self) -> None:
-        self.delay_responses(0.0, None)
-
-    def reject_auth(self, on: bool = True) -> None:
-        """Answer 401 to every request, as if the API key had been revoked."""
-        with self._lock:
-            self._reject_auth = on
+        """As LoopbackDouble.delay_responses (route e.g. "/inquiries"), but by default only the next request."""
+        super().delay_responses(seconds, count, method=method, path=path)
 
     # ------------------------------------------------------------------ seeding and inspection
 
@@ -319,37 +237,24 @@ class FakePersona:
         with self._lock:
             return [self._state(inquiry) for inquiry in self._inquiries.values()]
 
-    def clear_requests(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
     # ------------------------------------------------------------------ WSGI
 
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _respond(self, request: Request) -> Response:
+        method = request.method.upper()
+        route = request.path[len(API_PREFIX):] if request.path.startswith(API_PREFIX + "/") else None
+        self._maybe_delay(method, route)
+        raw = request.get_data(cache=True)
+        body_json, bad_json = parse_json(request, raw)
         with self._lock:
-            self._inflight += 1
-        try:
-            request = Request(environ)
-            method = request.method.upper()
-            route = request.path[len(API_PREFIX):] if request.path.startswith(API_PREFIX + "/") else None
-            self._maybe_delay(method, route)
-            raw = request.get_data(cache=True)
-            body_json, bad_json = _parse_json(request, raw)
-            with self._lock:
-                status, body, headers = self._answer(method, route, request, body_json, bad_json)
-                if isinstance(body, str):
-                    payload, content_type = body.encode(), "text/html; charset=utf-8"
-                else:
-                    payload, content_type = json.dumps(body).encode(), JSON_TYPE
-                self.requests.append(RecordedRequest(
-                    method, request.path, request.args.to_dict(flat=False), dict(request.headers.items()),
-                    raw, body_json, status, None if isinstance(body, str) else body, dict(headers)))
-            response = Response(payload, status=status, content_type=content_type, headers=headers)
-            return response(environ, start_response)
-        finally:
-            with self._idle:
-                self._inflight -= 1
-                self._idle.notify_all()
+            status, body, headers = self._answer(method, route, request, body_json, bad_json)
+            if isinstance(body, str):
+                payload, content_type = body.encode(), "text/html; charset=utf-8"
+            else:
+                payload, content_type = json.dumps(body).encode(), JSON_TYPE
+            self.requests.append(RecordedRequest(
+                method, request.path, request.args.to_dict(flat=False), dict(request.headers.items()),
+                raw, body_json, status, None if isinstance(body, str) else body, dict(headers)))
+        return Response(payload, status=status, content_type=content_type, headers=headers)
 
     def _answer(self, method: str, route: str | None, request: Request, body_json: Any,
                 bad_json: bool) -> Reply:
@@ -556,42 +461,8 @@ class FakePersona:
             redirect_uri=inquiry.redirect_uri, redacted=inquiry.redacted_at is not None,
             session_tokens=tuple(s.token for s in inquiry.sessions))
 
-    def _take_fault(self) -> _Fault | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        if fault.remaining is not None:
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                self._faults.pop(0)
-        return fault
-
-    def _maybe_delay(self, method: str, route: str | None) -> None:
-        with self._lock:
-            only_method, only_route = self._delay_route
-            if (only_method and only_method != method) or (only_route and only_route != route):
-                return
-            seconds = self._delay
-            if seconds and self._delay_remaining is not None:
-                self._delay_remaining -= 1
-                if self._delay_remaining <= 0:
-                    self._delay, self._delay_remaining = 0.0, None
-        if seconds:
-            self._stopping.wait(seconds)
-
 
 # ---------------------------------------------------------------------- request parsing
-
-
-def _parse_json(request: Request, raw: bytes) -> tuple[Any, bool]:
-    if not raw.strip():
-        return None, False
-    if request.mimetype != "application/json":
-        return None, False
-    try:
-        return json.loads(raw), False
-    except ValueError:
-        return None, True
 
 
 def _check_create(body: Any) -> tuple[str | None, str, str]:
