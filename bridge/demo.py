@@ -114,10 +114,15 @@ def _drive(runtime: Runtime, base: str) -> None:
         click.echo(f"  {person.label if person else item['inquiry_id']:<44} {item['status']:<13} "
                    f"{item['user_type']}/{item['level']}  CRM sync: {item['crm_sync']}")
     crm = "made" if runtime.settings.fluentcrm_enabled else "would have been made (FluentCRM not configured)"
-    click.echo(f"\nFluentCRM tag changes that {crm}:")
+    n8n = "sent" if runtime.settings.n8n_enabled else "that would have been sent (N8N_WEBHOOK_URL not set)"
     with transaction(runtime.sessions) as session:
         done = session.query(Job).filter(Job.state == "done").order_by(Job.id).all()
-        for job in done:
+    for title, kinds in ((f"FluentCRM tag changes that {crm}", ("crm.sync", "crm.tag")),
+                         (f"n8n events {n8n}", ("n8n.event",))):
+        jobs = [job for job in done if job.kind in kinds]
+        if jobs:
+            click.echo(f"\n{title}:")
+        for job in jobs:
             person = by_inquiry.get(job.inquiry_id or "")
             click.echo(f"  {person.label if person else job.inquiry_id}: {job.result}")
     click.echo(f"\nThe bridge keeps serving on {base}")
