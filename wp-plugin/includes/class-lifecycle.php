@@ -1,0 +1,79 @@
+<?php
+/**
+ * Activation, deactivation and uninstall.
+ *
+ * @package KycBridge
+ */
+
+namespace KycBridge;
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * What the plugin adds to a site, and takes away again on uninstall.
+ */
+final class Lifecycle {
+
+	/**
+	 * Capability that opens the "KYC Verifications" page.
+	 */
+	const CAPABILITY = 'kycb_view_verifications';
+
+	/**
+	 * Roles granted the capability on activation.
+	 *
+	 * @var string[]
+	 */
+	const ROLES = array( 'administrator' );
+
+	/**
+	 * Grant the capability and create the token option without autoload.
+	 */
+	public static function activate() {
+		foreach ( self::ROLES as $role_name ) {
+			$role = get_role( $role_name );
+			if ( $role ) {
+				$role->add_cap( self::CAPABILITY );
+			}
+		}
+		// The token is read only when the bridge is called: keep it out of the autoloaded options.
+		add_option( Settings::TOKEN_OPTION, '', '', 'no' );
+		add_option( Settings::OPTION, Settings::defaults() );
+	}
+
+	/**
+	 * Cached bridge answers are dropped; settings stay until uninstall.
+	 */
+	public static function deactivate() {
+		self::delete_transients();
+	}
+
+	/**
+	 * Remove every option, transient and capability of the plugin (uninstall.php).
+	 */
+	public static function uninstall() {
+		delete_option( Settings::OPTION );
+		delete_option( Settings::TOKEN_OPTION );
+		self::delete_transients();
+		foreach ( wp_roles()->role_objects as $role ) {
+			$role->remove_cap( self::CAPABILITY );
+		}
+	}
+
+	/**
+	 * Delete all of the plugin's transients (they are all named kycb_…).
+	 */
+	public static function delete_transients() {
+		global $wpdb;
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery -- no API lists transients by prefix.
+		$names = $wpdb->get_col(
+			$wpdb->prepare(
+				"SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE %s",
+				$wpdb->esc_like( '_transient_kycb_' ) . '%'
+			)
+		);
+		foreach ( $names as $name ) {
+			delete_transient( substr( $name, strlen( '_transient_' ) ) );
+		}
+	}
+}
