@@ -100,7 +100,7 @@ def test_member_consents_and_reaches_embedded_persona(wordpress, browser, bridge
         assert page.inner_text("#standin-environment-id") == "env_wptest123"
         recorded = page.evaluate("window.__personaStandIn")
         assert recorded["templateId"] == bridge.template_id("investor") and recorded["referenceId"] == reference
-        assert recorded["fields"].get("email-address") == user["email"]
+        assert recorded["fields"].get("emailAddress") == user["email"]  # camelCase for the JS client
         assert export["wp_user_id"] == user["id"]
         screenshot(page, "wp-persona-step.png")
 

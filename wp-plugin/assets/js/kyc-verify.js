@@ -150,6 +150,18 @@
 			window.setTimeout( poll, 2000 );
 		}
 
+		// The bridge answers the hosted flow's kebab keys (name-first); Persona's JS client
+		// documents camelCase ones (nameFirst).
+		function camelFields( fields ) {
+			var out = {};
+			Object.keys( fields || {} ).forEach( function ( key ) {
+				out[ key.replace( /[-_]([a-z0-9])/g, function ( match, letter ) {
+					return letter.toUpperCase();
+				} ) ] = fields[ key ];
+			} );
+			return out;
+		}
+
 		function startPersona( flow ) {
 			if ( flow.flow === 'hosted' ) {
 				window.location.assign( flow.hosted_url );
@@ -158,7 +170,7 @@
 			loadPersona( config.personaScript ).then( function ( Persona ) {
 				var options = {
 					environmentId: flow.environment_id || undefined,
-					fields: flow.fields || {},
+					fields: camelFields( flow.fields ),
 					onReady: function () {
 						client.open();
 					},
