@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -59,12 +59,35 @@ class ConsentText:
 
 CONSENT_BOXES = ("share_with_persona", "persona_retention", "gdpr_processing")
 
+# Welcome emails the shipped n8n flow (n8n-flows/kyc-events.json) knows; see n8n-flows/README.md.
+WELCOME_VARIANTS = ("agency", "membership", "investor", "team", "partner", "standard")
+DEFAULT_WELCOME_VARIANTS = {"customer": "agency", "cooperative_member": "membership", "investor": "investor",
+                            "contributor": "team", "intern": "team", "vendor": "partner"}
+
+
+@dataclass(frozen=True)
+class N8nConfig:
+    """The `[n8n]` section: what the bridge puts into events and when `kyc-bridge remind` reminds."""
+
+    timeout_seconds: float = 10.0
+    # Hours after the last consent (or start) at which a stalled verification is reminded, each once.
+    stalled_reminder_hours: tuple[int, ...] = (24, 72)
+    # Older starts get no reminder at all (e.g. when reminders are turned on over an old database).
+    stalled_max_age_hours: int = 168
+    review_deadline_hours: int = 24
+    welcome_variants: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType(dict(DEFAULT_WELCOME_VARIANTS)))
+
+    def welcome_variant(self, user_type: str) -> str:
+        return self.welcome_variants.get(user_type, "standard")
+
 
 @dataclass(frozen=True)
 class Config:
     source: str
     public_url: str
     trusted_proxies: int
+    allowed_redirect_origins: frozenset[str]
     max_attempts_per_type: int
     resume_window_hours: int
     link_ttl_hours: int
@@ -86,6 +109,7 @@ class Config:
     crm_timeout_seconds: float
     status_tags: Mapping[Status, Tag]
     user_types: Mapping[str, UserType]
+    n8n: N8nConfig = field(default_factory=N8nConfig)
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -130,6 +154,11 @@ class _Reader:
         return value
 
 
+def _origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}".lower()
+
+
 def _tag(reader: _Reader, name: str) -> Tag:
     tag = reader.sub(name)
     slug, title = tag.get("slug", str), tag.get("title", str)
@@ -142,7 +171,7 @@ def _tag(reader: _Reader, name: str) -> Tag:
 
 def parse(document: Mapping[str, Any], source: str) -> Config:
     root = _Reader(source, document)
-    known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types"}
+    known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types", "n8n"}
     for key in document:
         if key not in known:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
@@ -193,12 +222,17 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
     if tolerance < 0:
         raise webhooks.error("signature_tolerance_seconds", "must be 0 (off) or positive")
     trusted_proxies = bridge.get("trusted_proxies", int, 0)
+    origins = bridge.get("allowed_redirect_origins", list, [public_url])
+    for index, item in enumerate(origins):
+        if not isinstance(item, str) or not re.match(r"^https?://[^/?#\s]+$", item):
+            raise bridge.error(f"allowed_redirect_origins[{index}]", "must be an origin like https://shop.example")
     if trusted_proxies < 0:
         raise bridge.error("trusted_proxies", "must be 0 or more")
     return Config(
         source=source,
         public_url=public_url,
         trusted_proxies=trusted_proxies,
+        allowed_redirect_origins=frozenset(o.lower() for o in origins) | {_origin_of(public_url)},
         max_attempts_per_type=onboarding.positive("max_attempts_per_type", int, 3),
         resume_window_hours=onboarding.positive("resume_window_hours", int, 24),
         link_ttl_hours=onboarding.positive("link_ttl_hours", int, 168),
@@ -221,6 +255,41 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         crm_timeout_seconds=float(crm.positive("timeout_seconds", (int, float), 10.0)),
         status_tags=MappingProxyType(status_tags),
         user_types=MappingProxyType(user_types),
+        n8n=_n8n(root.sub("n8n")),
+    )
+
+
+def _n8n(n8n: _Reader) -> N8nConfig:
+    known = {"timeout_seconds", "stalled_reminder_hours", "stalled_max_age_hours", "review_deadline_hours",
+             "welcome_variants"}
+    for key in n8n.table:
+        if key not in known:
+            raise n8n.error(key, f"unknown key (expected one of {', '.join(sorted(known))})")
+    defaults = N8nConfig()
+    hours = n8n.get("stalled_reminder_hours", list, list(defaults.stalled_reminder_hours))
+    if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hours):
+        raise n8n.error("stalled_reminder_hours", "must be a list of whole hours greater than 0 ([] = no reminders)")
+    if len(set(hours)) != len(hours):
+        raise n8n.error("stalled_reminder_hours", "lists an hour twice")
+    max_age = n8n.positive("stalled_max_age_hours", int, defaults.stalled_max_age_hours)
+    if hours and max_age <= max(hours):
+        raise n8n.error("stalled_max_age_hours", f"must be greater than the last reminder window ({max(hours)} h)")
+    variants_table = n8n.sub("welcome_variants")
+    variants = dict(DEFAULT_WELCOME_VARIANTS)
+    for user_type in variants_table.table:
+        if user_type not in USER_TYPES:
+            raise variants_table.error(user_type, f"unknown user type (expected one of {', '.join(USER_TYPES)})")
+        variant = variants_table.get(user_type, str)
+        if variant not in WELCOME_VARIANTS:
+            raise variants_table.error(user_type, f"{variant!r} is not a welcome variant of the shipped flow "
+                                                  f"(one of {', '.join(WELCOME_VARIANTS)})")
+        variants[user_type] = variant
+    return N8nConfig(
+        timeout_seconds=float(n8n.positive("timeout_seconds", (int, float), defaults.timeout_seconds)),
+        stalled_reminder_hours=tuple(sorted(hours)),
+        stalled_max_age_hours=max_age,
+        review_deadline_hours=n8n.positive("review_deadline_hours", int, defaults.review_deadline_hours),
+        welcome_variants=MappingProxyType(variants),
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,6 +69,7 @@ class SessionRequest:
     ip: str | None = None
     user_agent: str | None = None
     source: str = "api"
+    redirect_uri: str | None = None  # where Persona sends the person back; an allowed origin only
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,14 @@ def new_reference_id() -> str:
     return "kyc_" + secrets.token_urlsafe(18)
 
 
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased; '' when it has none."""
+    parsed = urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return ""
+    return f"{parsed.scheme}://{parsed.netloc}".lower()
+
+
 def validate(config: Config, request: SessionRequest) -> str:
     """Checks that need no store; returns the normalised email."""
     email = emails.normalize(request.email)
@@ -120,6 +130,9 @@ def validate(config: Config, request: SessionRequest) -> str:
     if missing:
         raise OnboardingError(f"consent.{missing[0]}", "consent is required before verification: "
                               + ", ".join(f"consent.{box} must be true" for box in missing))
+    if request.redirect_uri is not None and origin(request.redirect_uri) not in config.allowed_redirect_origins:
+        raise OnboardingError("redirect_uri", "redirect_uri must start with one of the origins in "
+                              "bridge.allowed_redirect_origins")
     version = request.consent.text_version
     if version is not None and version != config.consent.version:
         raise OnboardingError("consent.text_version", f"consent.text_version {version!r} is not the current "
@@ -222,7 +235,7 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
     if exhausted is not None:
         raise AttemptsExhausted(exhausted)
 
-    redirect_uri = config.public_url + REDIRECT_PATH
+    redirect_uri = request.redirect_uri or config.public_url + REDIRECT_PATH
     fields = {"name-first": plan.first_name or "", "email-address": email}
     fields = {k: v for k, v in fields.items() if v}
     inquiry_id, session_token = plan.resume_inquiry_id, None

@@ -117,9 +117,17 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
     from bridge.store.models import Consent
 
     counts = dict(session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)).all())
+    # The funnel counts people; an inquiry known to no contact (webhook without email) counts as one.
+    person = func.coalesce(Inquiry.contact_id, -Inquiry.id)
+
+    def people(*statuses: str) -> int:
+        query = select(func.count(func.distinct(person)))
+        return session.scalar(query.where(Inquiry.status.in_(statuses)) if statuses else query) or 0
+
     consented = session.scalar(select(func.count(func.distinct(Consent.contact_id)))) or 0
-    started = sum(counts.values())
-    completed = sum(counts.get(s, 0) for s in DECIDED_OR_SUBMITTED)
+    started = people()
+    completed = people(*DECIDED_OR_SUBMITTED)
+    approved = people("approved")
     queue_rows = session.execute(
         select(Inquiry.inquiry_id, Inquiry.user_type, Inquiry.level, Inquiry.decided_at, Inquiry.updated_at)
         .where(Inquiry.status == "needs_review").order_by(Inquiry.decided_at)
@@ -136,7 +144,7 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
     return {
         "counts": counts,
         "funnel": {"consented": consented, "started": started, "completed": completed,
-                   "approved": counts.get("approved", 0)},
+                   "approved": approved},
         "review_queue": review_queue,
         "review_target_hours": REVIEW_TARGET_HOURS,
     }

@@ -44,6 +44,9 @@ def test_template_lookup():
     (lambda d: d["webhooks"].__setitem__("max_body_bytes", 0), "webhooks.max_body_bytes", "greater than 0"),
     (lambda d: d["webhooks"].__setitem__("max_body_bytes", "1MB"), "webhooks.max_body_bytes", "must be int"),
     (lambda d: d.__setitem__("extra", {}), "extra", "unknown section"),
+    (lambda d: d["bridge"].__setitem__("allowed_redirect_origins", ["shop.example"]), "bridge.allowed_redirect_origins[0]", "must be an origin"),
+    (lambda d: d["bridge"].__setitem__("public_url", "kyc.example"), "bridge.public_url", "http:// or https://"),
+    (lambda d: d["consent"].__setitem__("gdpr_processing", " "), "consent.gdpr_processing", "must not be empty"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path, mutate, key, problem):
     document = bundled_document()

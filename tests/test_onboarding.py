@@ -271,7 +271,10 @@ def test_consent_text_and_stats(client, runtime, config):
     webhook(client, config, "inq_s2", "approved", reference_id=reference, user_type="customer")
     stats = client.get("/api/v1/stats", headers=admin_headers()).get_json()
     assert stats["counts"] == {"needs_review": 1, "approved": 1}
-    assert stats["funnel"] == {"consented": 1, "started": 2, "completed": 2, "approved": 1}
+    webhook(client, config, "inq_s3", "pending", reference_id=None, user_type="vendor")  # a webhook-only person
+    stats = client.get("/api/v1/stats", headers=admin_headers()).get_json()
+    # the funnel counts people: one onboarded person with two inquiries, one known only from a webhook
+    assert stats["funnel"] == {"consented": 1, "started": 2, "completed": 1, "approved": 1}
     [waiting] = stats["review_queue"]
     assert waiting["inquiry_id"] == "inq_s1" and waiting["overdue"] is True and waiting["waiting_hours"] >= 29.9
 
@@ -315,3 +318,30 @@ def test_persona_outage_during_a_session_is_a_clear_error(persona_client_app):
     persona.reject_auth(True)
     response = start(client)
     assert response.status_code == 502 and "PERSONA_API_KEY" in response.get_json()["error"]
+
+
+def test_redirect_uri_only_to_allowed_origins(client, runtime, config):
+    from dataclasses import replace
+
+    refused = start(client, session_body(redirect_uri="https://evil.example/phish"))
+    assert refused.status_code == 422 and refused.get_json()["field"] == "redirect_uri"
+    runtime.config = replace(config, allowed_redirect_origins=config.allowed_redirect_origins | {"https://shop.example"})
+    body = start(client, session_body(redirect_uri="https://shop.example/kyc/return?x=1")).get_json()
+    _, query = hosted_query(body["hosted_url"])
+    assert query["redirect-uri"] == "https://shop.example/kyc/return?x=1"
+
+
+def test_server_to_server_link_session_records_the_visitors_ip(client, runtime, config):
+    url = client.post("/api/v1/links", json={"email": "via.wp@example.com", "user_type": "customer"},
+                      headers=admin_headers()).get_json()["url"]
+    response = client.post("/api/v1/sessions", headers=admin_headers(), json={
+        "link_token": url.rsplit("/", 1)[1], "consent": CONSENT, "ip": "198.51.100.77", "user_agent": "Visitor UA",
+        "email": "someone.else@example.com"})  # the link decides who it is for
+    assert response.status_code == 201
+    from bridge.onboarding import hash_ip
+
+    with runtime.sessions() as session:
+        consent = session.scalars(sa.select(Consent)).one()
+        contact = session.get(Contact, consent.contact_id)
+    assert contact.email == "via.wp@example.com" and consent.source == "link"
+    assert consent.ip_hash == hash_ip(runtime.settings.secret_key, "198.51.100.77") and consent.user_agent == "Visitor UA"

@@ -75,22 +75,27 @@ def create_session():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
         body = _json_body()
-        if _has_admin_token():
-            email, user_type, first_name = body.get("email"), body.get("user_type"), _optional_str(body, "first_name")
-            if not isinstance(email, str) or not isinstance(user_type, str):
-                raise onboarding.OnboardingError("email", "email and user_type are required strings")
-            ip, user_agent = _optional_str(body, "ip"), _optional_str(body, "user_agent")
-            source = "api"
-        elif isinstance(body.get("link_token"), str):
+        trusted = _has_admin_token()  # server to server: the caller reports the visitor's ip and agent
+        if isinstance(body.get("link_token"), str):
             target = onboarding.resolve_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key,
                                              token=body["link_token"], now=rt.clock())
             email, user_type, first_name = target.email, target.user_type, target.first_name
-            ip, user_agent, source = request.remote_addr, request.user_agent.string, "link"
+            source = "link"
+        elif trusted:
+            email, user_type, first_name = body.get("email"), body.get("user_type"), _optional_str(body, "first_name")
+            if not isinstance(email, str) or not isinstance(user_type, str):
+                raise onboarding.OnboardingError("email", "email and user_type are required strings")
+            source = "api"
         else:
             return error(401, "a bearer token or a link_token is required")
+        if trusted:
+            ip, user_agent = _optional_str(body, "ip"), _optional_str(body, "user_agent")
+        else:
+            ip, user_agent = request.remote_addr, request.user_agent.string
         result = start(onboarding.SessionRequest(
             email=email, user_type=user_type, first_name=first_name, wp_user_id=_wp_user_id(body),
-            ip=ip, user_agent=user_agent, consent=_consent(body), source=source))
+            ip=ip, user_agent=user_agent, consent=_consent(body), source=source,
+            redirect_uri=_optional_str(body, "redirect_uri")))
     except link_tokens.LinkTokenError as exc:
         return error(401, str(exc))
     except onboarding.OnboardingError as exc:
