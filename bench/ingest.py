@@ -14,9 +14,11 @@ For each target (bare receiver, full app on SQLite, full app on PostgreSQL) the 
        - steady: open loop at --rate req/s for --steady-seconds, latency from each request's
          scheduled time (no coordinated omission),
   4. reads the CPU time (user+sys) of the gunicorn master and all its workers from /proc before
-     and after each timed part (and of the PostgreSQL server processes, reported separately),
+     and after each timed part (and of the PostgreSQL processes serving the scratch database,
+     reported separately; CPU used by unrelated processes meanwhile is reported as "other load"),
   5. stops the server and checks durability: every event answered 200 is stored, and the number
-     of stored events equals the number of distinct events answered 200.
+     of stored events equals the number of distinct events answered 200 (an event whose request
+     timed out on the client may be stored too; it is counted and reported, not a failure).
 
 Prints a table, then one `RESULT {json}` line per target for scripts and tests. The exit code is 0
 even when a target is missed (this is a measurement); 2 means the bench itself could not run.
@@ -164,7 +166,7 @@ def _all_procs() -> dict[int, tuple[int, int, str]]:
 @dataclass
 class CpuSample:
     tree: dict[int, int]  # gunicorn master + descendants: pid → ticks
-    db: dict[int, int]  # PostgreSQL server processes: pid → ticks
+    db: dict[int, int]  # PostgreSQL processes serving the scratch database: pid → ticks
     machine_busy: int
     machine_total: int
     wall: float
@@ -177,7 +179,7 @@ def _machine() -> tuple[int, int]:
     return sum(parts[:8]) - idle, sum(parts[:8])
 
 
-def sample_cpu(root_pid: int) -> CpuSample:
+def sample_cpu(root_pid: int, db_pids: set[int] = frozenset()) -> CpuSample:  # type: ignore[assignment]
     procs = _all_procs()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in procs.items():
@@ -188,7 +190,7 @@ def sample_cpu(root_pid: int) -> CpuSample:
         if pid in procs:
             tree[pid] = procs[pid][1]
             stack.extend(children.get(pid, ()))
-    db = {pid: ticks for pid, (_, ticks, comm) in procs.items() if comm.startswith("postgres")}
+    db = {pid: procs[pid][1] for pid in db_pids if pid in procs}
     busy, total = _machine()
     return CpuSample(tree, db, busy, total, time.perf_counter())
 
@@ -203,6 +205,16 @@ def cpu_delta(a: CpuSample, b: CpuSample) -> dict:
             "machine_busy": (b.machine_busy - a.machine_busy) / total if total else float("nan")}
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the bench dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Processes:
     """Every child process the bench starts, so that all of them are stopped on the way out."""
 
@@ -210,7 +222,7 @@ class Processes:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, cmd: list[str], **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-        proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
         self.procs.append(proc)
         return proc
 
@@ -260,6 +272,10 @@ class Store:
 
     def extra_checks(self) -> dict: ...
 
+    def server_pids(self) -> set[int]:
+        """Database server processes doing this store's work (none for SQLite: it runs in the app)."""
+        return set()
+
     def drop(self) -> None: ...
 
 
@@ -303,6 +319,7 @@ class PostgresStore(Store):
         self.name = f"kyc_bench_{uuid.uuid4().hex[:10]}"
         self.url = ""
         self.created = False
+        self._admin_engine = None
 
     def _admin(self):  # type: ignore[no-untyped-def]
         import sqlalchemy as sa
@@ -336,6 +353,19 @@ class PostgresStore(Store):
         finally:
             engine.dispose()
 
+    def server_pids(self) -> set[int]:
+        """Backends connected to the scratch database plus the shared WAL writer, checkpointer and
+        background writer (other databases on the same server are not counted)."""
+        import sqlalchemy as sa
+
+        if self._admin_engine is None:
+            self._admin_engine = self._admin()
+        with self._admin_engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :name "
+                "OR backend_type IN ('walwriter', 'checkpointer', 'background writer')"), {"name": self.name})
+            return {r[0] for r in rows}
+
     def stored_event_ids(self) -> set[str]:
         import sqlalchemy as sa
 
@@ -350,6 +380,9 @@ class PostgresStore(Store):
         return _extra_checks(self.url)
 
     def drop(self) -> None:
+        if self._admin_engine is not None:
+            self._admin_engine.dispose()
+            self._admin_engine = None
         if not self.created:
             return
         import sqlalchemy as sa
@@ -478,8 +511,8 @@ def wait_quiet(max_wait: float) -> float:
         time.sleep(1.0)
 
 
-def drive(procs: Processes, server: Server, requests_file: Path, *, mode: str, first: int, count: int,
-          warmup: int, plan: Plan) -> dict:
+def drive(procs: Processes, server: Server, store: Store | None, requests_file: Path, *, mode: str, first: int,
+          count: int, warmup: int, plan: Plan) -> dict:
     """One loadgen run; the server CPU is sampled right around the timed part."""
     if plan.wait_quiet > 0:
         wait_quiet(plan.wait_quiet)
@@ -492,11 +525,14 @@ def drive(procs: Processes, server: Server, requests_file: Path, *, mode: str, f
         line = json.loads(gen.stdout.readline() or "{}")
         if not line.get("ready"):
             raise RuntimeError(f"loadgen did not start: {line}")
-        before = sample_cpu(server.proc.pid)
+        db_pids = store.server_pids() if store is not None else set()
+        before = sample_cpu(server.proc.pid, db_pids)
         gen.stdin.write("go\n")
         gen.stdin.flush()
         line = json.loads(gen.stdout.readline() or "{}")
-        after = sample_cpu(server.proc.pid)
+        if store is not None:
+            db_pids |= store.server_pids()
+        after = sample_cpu(server.proc.pid, db_pids)
         if not line.get("done"):
             raise RuntimeError(f"loadgen failed: {line}")
         result = json.loads(gen.stdout.readline())
@@ -529,28 +565,38 @@ def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffi
         server.wait_ready(plan.workers)
         closed_first = 0
         steady_first = plan.warmup + plan.requests
-        mx = drive(procs, server, requests_file, mode="closed", first=closed_first, count=plan.requests,
+        mx = drive(procs, server, store, requests_file, mode="closed", first=closed_first, count=plan.requests,
                    warmup=plan.warmup, plan=plan)
         time.sleep(1.0)
-        steady = drive(procs, server, requests_file, mode="open", first=steady_first,
+        steady = drive(procs, server, store, requests_file, mode="open", first=steady_first,
                        count=plan.steady_count, warmup=0, plan=plan)
         server.stop()
         server = None
-        ok = set(mx.pop("ok_indices")) | set(steady.pop("ok_indices"))
-        if mx.get("warmup"):
-            ok |= set(mx["warmup"].pop("ok_indices"))
+        runs = [mx, steady] + ([mx["warmup"]] if mx.get("warmup") else [])
+        ok: set[int] = set()
+        failed: set[int] = set()
+        non_200: dict[str, int] = {}
+        for run in runs:
+            ok |= set(run.pop("ok_indices"))
+            failed |= set(run.pop("failed_indices"))
+            for status, n in run["statuses"].items():
+                if status != "200":
+                    non_200[status] = non_200.get(status, 0) + n
         out["max"], out["steady"] = mx, steady
-        out["non_200"] = {k: v for d in (mx, steady, mx.get("warmup") or {"statuses": {}})
-                          for k, v in d["statuses"].items() if k != "200"}
-        out["non_200_total"] = sum(sum(v for k, v in d["statuses"].items() if k != "200")
-                                   for d in (mx, steady, mx.get("warmup") or {"statuses": {}}))
+        out["non_200"] = non_200  # -1: no answer within the grace period, 0: connection error
+        out["non_200_total"] = sum(non_200.values())
         if store is not None:
             acked = {traffic.event_ids[i] for i in ok}
+            unanswered = {traffic.event_ids[i] for i in failed} - acked
             stored = store.stored_event_ids()
+            extra = stored - acked
             out["durability"] = {
                 "distinct_acked": len(acked), "stored": len(stored),
-                "acked_not_stored": len(acked - stored), "stored_not_acked": len(stored - acked),
-                "ok": acked <= stored and len(stored) == len(acked),
+                "acked_not_stored": len(acked - stored),  # must be 0: a 200 means committed
+                "stored_not_acked": len(extra),  # only events whose request got no 200 may be here
+                "stored_not_sent": len(extra - unanswered),
+                "counts_equal": len(stored) == len(acked),
+                "ok": acked <= stored and not (extra - unanswered),
                 **store.extra_checks(),
             }
     except Exception as exc:  # noqa: BLE001 - report the target as failed, keep going
@@ -628,7 +674,8 @@ def print_report(results: list[dict], plan: Plan) -> None:
     p("")
     p(f"targets: full/bare throughput >= {MIN_RATIO}, p99 < {MAX_STEADY_P99_MS:g} ms at {plan.rate:g} req/s, "
       "every 200 stored, no non-200. cpu ms/req = user+sys of gunicorn master+workers during the max-throughput "
-      "run / answered requests; db cpu = PostgreSQL server processes; busy = whole-machine CPU use "
+      "run / answered requests; db cpu = PostgreSQL backends of the scratch database + WAL writer, "
+      "checkpointer, bgwriter; busy = whole-machine CPU use "
       "(load generator included).")
     for r in results:
         if "error" in r:
@@ -642,8 +689,10 @@ def print_report(results: list[dict], plan: Plan) -> None:
         if dur:
             extra.append(f"{dur['inquiries']} inquiries, {dur['jobs']} jobs, {dur['audit_entries']} audit entries, "
                          f"chain {'ok' if dur['audit_chain_ok'] else 'BROKEN'}")
-            if not dur["ok"]:
-                extra.append(f"acked-not-stored {dur['acked_not_stored']}, stored-not-acked {dur['stored_not_acked']}")
+            if not dur["counts_equal"] or not dur["ok"]:
+                extra.append(f"acked-not-stored {dur['acked_not_stored']}, stored-not-acked "
+                             f"{dur['stored_not_acked']} (of which never sent {dur['stored_not_sent']}; the rest "
+                             "were committed after the client gave up)")
         extra.append(f"loadgen cpu {r['max']['loadgen_cpu_s'] * 1e3 / max(r['max']['answered'], 1):.2f} ms/req")
         extra.append(f"steady cpu {r['steady']['server_cpu_ms_per_req']:.2f} ms/req")
         other = max(r["max"]["other_cpu_cores"], r["steady"]["other_cpu_cores"])
@@ -676,6 +725,8 @@ def result_line(r: dict, plan: Plan) -> str:
     if r["target"] != "bare":
         figures.update({
             "stored": r["durability"]["stored"], "distinct_acked": r["durability"]["distinct_acked"],
+            "acked_not_stored": r["durability"]["acked_not_stored"],
+            "stored_not_acked": r["durability"]["stored_not_acked"],
             "durable": r["durability"]["ok"], "audit_chain_ok": r["durability"]["audit_chain_ok"],
             "verdict_ratio": r["verdict_ratio"], "verdict_steady_p99": r["verdict_steady_p99"],
             "verdict_durability": r["verdict_durability"], "verdict_errors": r["verdict_errors"],
@@ -706,9 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="gunicorn threads per worker (default: gunicorn.conf.py's)")
     ap.add_argument("--postgres-url", default=os.environ.get("KYC_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
                     help="admin URL of the PostgreSQL server; a scratch database is created and dropped")
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+    ap.add_argument("--wait-quiet", type=float, metavar="SECONDS",
                     help="before each timed run, wait up to this long for other processes to go quiet "
-                         "(on a shared machine); the load seen is reported either way")
+                         "(on a shared machine; default 10, 0 with --quick); the load seen is reported either way")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -726,10 +777,11 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         steady_seconds=args.steady_seconds or (3.0 if args.quick else 10.0),
         warmup=200 if args.quick else 500,
-        wait_quiet=args.wait_quiet,
+        wait_quiet=args.wait_quiet if args.wait_quiet is not None else (0.0 if args.quick else 10.0),
     )
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)  # also when started in the background (SIGINT inherited ignored)
     procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix="kyc-bench-"))
     started = time.monotonic()
@@ -773,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: stopping servers and dropping scratch databases", file=sys.stderr)
         return 130
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
         for _, store in targets:
             if store is not None:

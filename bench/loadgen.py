@@ -289,6 +289,7 @@ def summarize(runner: Runner, first: int, issued: int, elapsed: float) -> dict:
     lat_ok: list[float] = []
     lat_all: list[float] = []
     ok_indices: list[int] = []
+    failed_indices: list[int] = []  # sent, but no 200 (error status, reset or timeout)
     for i in range(first, first + issued):
         s = runner.status[i]
         statuses[str(s)] = statuses.get(str(s), 0) + 1
@@ -297,6 +298,8 @@ def summarize(runner: Runner, first: int, issued: int, elapsed: float) -> dict:
         if s == 200:
             lat_ok.append(runner.latency[i])
             ok_indices.append(i)
+        else:
+            failed_indices.append(i)
     lat_all.sort()
     answered = sum(n for s, n in statuses.items() if int(s) > 0)
     return {
@@ -312,6 +315,7 @@ def summarize(runner: Runner, first: int, issued: int, elapsed: float) -> dict:
         "p99_ms": percentile(lat_all, 99) * 1e3,
         "max_ms": (lat_all[-1] * 1e3) if lat_all else float("nan"),
         "ok_indices": ok_indices,
+        "failed_indices": failed_indices,
     }
 
 

@@ -205,6 +205,25 @@ def erase(email: str) -> None:
                f"Persona redaction: {result.persona_redaction}")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only say how many reminders are due; record and queue nothing.")
+def remind(dry_run: bool) -> None:
+    """Queue `kyc.stalled` reminders for verifications that stalled (safe to run from cron: each
+    window at most once per person)."""
+    from bridge import remind as remind_module
+
+    runtime = load_runtime()
+    windows = ", ".join(f"{h} h" for h in runtime.config.n8n.stalled_reminder_hours) or "none"
+    if not runtime.settings.n8n_enabled and not dry_run:
+        click.echo("n8n events: off (N8N_WEBHOOK_URL unset): no reminders recorded, so none is lost; "
+                   "use --dry-run to see who would be reminded")
+        return
+    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run)
+    verb = "due (dry run, nothing queued)" if dry_run else "queued"
+    click.echo(f"{report.queued} reminder(s) {verb}; {report.already_sent} already sent for their window; "
+               f"{report.stalled} stalled verification(s) seen (windows: {windows})")
+
+
 @main.group("audit")
 def audit_group() -> None:
     """Hash-chained audit log."""

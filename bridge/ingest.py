@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import audit, emails, states
+from bridge import audit, emails, notify, states
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue
@@ -138,3 +138,5 @@ def _on_status_change(session: Session, config: Config, inquiry: Inquiry, previo
     # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
     queue.enqueue(session, CRM_SYNC, inquiry_id=inquiry.inquiry_id, payload={"inquiry_id": inquiry.inquiry_id},
                   max_attempts=config.max_attempts, now=now, coalesce=True)
+    # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new status.
+    notify.on_status_change(session, config, inquiry, occurred_at=event.created_at, now=now)

@@ -62,8 +62,9 @@ class Settings:
                 if not value:
                     raise SettingsError(f"environment variable {name} is not set (FLUENTCRM_BASE_URL is)")
         n8n_url = get("N8N_WEBHOOK_URL")
-        if n8n_url and not get("N8N_SIGNING_SECRET"):
-            raise SettingsError("environment variable N8N_SIGNING_SECRET is not set (N8N_WEBHOOK_URL is)")
+        for name in ("N8N_TOKEN", "N8N_SIGNING_SECRET"):
+            if n8n_url and not get(name):
+                raise SettingsError(f"environment variable {name} is not set (N8N_WEBHOOK_URL is)")
         return cls(
             database_url=get("BRIDGE_DATABASE_URL") or DEFAULT_DATABASE_URL,
             config_file=get("BRIDGE_CONFIG_FILE"),

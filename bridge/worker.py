@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from bridge import audit, backoff, crm_sync
+from bridge import audit, backoff, crm_sync, notify
 from bridge.ingest import CRM_SYNC
 from bridge.onboarding import CRM_TAG
 from bridge.privacy import PERSONA_REDACT
@@ -80,9 +80,25 @@ def persona_redact_handler(runtime: Runtime) -> Handler:
     return handle
 
 
+def _deliver(client, prepared: notify.Prepared | str) -> str:  # type: ignore[no-untyped-def]
+    """Send a prepared n8n event, or describe it when n8n is not configured."""
+    if isinstance(prepared, str):
+        return prepared
+    if client is None:
+        return f"dry run: would send {prepared.summary}"
+    return f"sent {prepared.summary}: n8n answered {client.send(prepared.event)}"
+
+
+def n8n_event_handler(runtime: Runtime) -> Handler:
+    client = runtime.n8n_client()
+    return lambda job: _deliver(client, notify.prepare(
+        runtime.sessions, runtime.config, job.payload, secret_key=runtime.settings.secret_key,
+        now=runtime.clock(), issue_links=client is not None))
+
+
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
     return {CRM_SYNC: crm_sync_handler(runtime), CRM_TAG: crm_tag_handler(runtime),
-            PERSONA_REDACT: persona_redact_handler(runtime)}
+            PERSONA_REDACT: persona_redact_handler(runtime), notify.N8N_EVENT: n8n_event_handler(runtime)}
 
 
 class Worker:

@@ -238,7 +238,9 @@ def test_withdrawal_stops_crm_effects(client, runtime, config, monkeypatch):
     response = client.delete("/api/v1/contacts/new.person@example.com/consent", headers=admin_headers())
     assert response.status_code == 200
     webhook(client, config, "inq_w", "approved", reference_id=reference)
-    assert [o.detail for o in Worker(runtime).drain()] == ["skipped: consent withdrawn"]
+    # both the CRM sync and the n8n event stop
+    assert [(o.kind, o.detail) for o in Worker(runtime).drain()] == [("crm.sync", "skipped: consent withdrawn"),
+                                                                     ("n8n.event", "skipped: consent withdrawn")]
     with runtime.sessions() as session:
         assert session.scalars(sa.select(Consent.withdrawn_at)).one() is not None
     assert client.delete("/api/v1/contacts/unknown@example.com/consent", headers=admin_headers()).status_code == 404

@@ -158,3 +158,14 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
     assert "webhook" in logged and "job" in logged  # the scan looked at real log output
     for secret in (SEEDED_EMAIL, SEEDED_NAME, SEEDED_EMAIL.split("@")[0], '"email-address"', '"fields"'):
         assert secret not in logged, f"{secret!r} found in logs"
+
+
+@pytest.mark.parametrize("missing", ["N8N_TOKEN", "N8N_SIGNING_SECRET"])
+def test_n8n_needs_its_token_and_signing_secret(missing):
+    environ = {"BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t", "PERSONA_WEBHOOK_SECRETS": "wbhsec_a",
+               "N8N_WEBHOOK_URL": "https://n8n.example/webhook/kyc-events", "N8N_TOKEN": "tok",
+               "N8N_SIGNING_SECRET": "sig"}
+    assert Settings.from_env(environ).n8n_enabled
+    environ.pop(missing)
+    with pytest.raises(SettingsError, match=missing):
+        Settings.from_env(environ)

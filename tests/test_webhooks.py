@@ -42,7 +42,8 @@ def test_stores_event_state_job_and_audit_in_one_go(client, runtime, config):
         contact = session.get(Contact, row.contact_id)
         assert contact.email == "ada@example.com"  # normalised
         jobs = session.scalars(sa.select(Job)).all()
-        assert [(j.kind, j.inquiry_id, j.state) for j in jobs] == [("crm.sync", "inq_test1", "queued")]
+        assert [(j.kind, j.inquiry_id, j.state) for j in jobs] == [("crm.sync", "inq_test1", "queued"),
+                                                                   ("n8n.event", "inq_test1", "queued")]
         audit = session.scalars(sa.select(AuditEntry)).all()
         assert [(a.action, a.subject) for a in audit] == [("inquiry.status", "inq_test1")]
         assert "ada" not in audit[0].detail.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -184,4 +184,22 @@ class Link(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
     user_type: Mapped[str] = mapped_column(String(32))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Reminder(Base):
+    """A `kyc.stalled` reminder queued for one window: (contact, user type, the start or last
+    activity the wait counts from, hours). The unique key is what keeps `kyc-bridge remind` from ever
+    reminding twice for one window, however often cron runs it."""
+
+    __tablename__ = "kyc_reminders"
+    __table_args__ = (UniqueConstraint("contact_id", "user_type", "anchor_at", "window_hours",
+                                       name="uq_kyc_reminders_window"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"))
+    user_type: Mapped[str] = mapped_column(String(32))
+    inquiry_id: Mapped[str | None] = mapped_column(String(64))  # the unfinished inquiry, if one was started
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_hours: Mapped[int] = mapped_column(Integer())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

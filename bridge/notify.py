@@ -1,0 +1,175 @@
+"""KYC events for n8n, domain side: enqueue `n8n.event` jobs, and turn a job into the event to send.
+
+A job holds ids and the status only. When it runs, the worker asks `prepare` for the event: it
+reads the newest store (the person's email and first name, consent), skips what must not be
+sent, and issues the signed verification link the email needs. The event itself is built by the
+pure `bridge.events_out`; the HTTP call is `bridge.sinks.n8n`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import events_out, onboarding
+from bridge.config import Config
+from bridge.crm_sync import SKIPPED_PREFIX
+from bridge.states import Status
+from bridge.store import queue
+from bridge.store.engine import transaction
+from bridge.store.models import Contact, Inquiry, Reminder
+
+N8N_EVENT = "n8n.event"
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def on_status_change(session: Session, config: Config, inquiry: Inquiry, *, occurred_at: datetime,
+                     now: datetime) -> bool:
+    """Queue the event for an inquiry's new status (approved, declined, failed, needs review,
+    expired; other statuses send nothing). In the caller's transaction."""
+    type_ = events_out.type_for_status(inquiry.status)
+    if type_ is None:
+        return False
+    payload = {"type": type_, "inquiry_id": inquiry.inquiry_id, "status": inquiry.status,
+               "occurred_at": events_out.iso(occurred_at)}
+    return queue.enqueue(session, N8N_EVENT, inquiry_id=inquiry.inquiry_id, payload=payload,
+                         max_attempts=config.max_attempts, now=now, coalesce=True)
+
+
+def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:
+    """Queue the `kyc.stalled` event of a reminder row (bridge.remind records the row)."""
+    queue.enqueue(session, N8N_EVENT, inquiry_id=reminder.inquiry_id,
+                  payload={"type": events_out.STALLED, "reminder_id": reminder.id},
+                  max_attempts=config.max_attempts, now=now)
+
+
+def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime) -> None:
+    """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link."""
+    if user_type not in config.user_types:
+        raise onboarding.OnboardingError("user_type", f"user_type must be one of {', '.join(config.user_types)}")
+    queue.enqueue(session, N8N_EVENT, inquiry_id=None,
+                  payload={"type": events_out.LINK_REQUESTED, "contact_id": contact_id, "user_type": user_type,
+                           "occurred_at": events_out.iso(now), "key": secrets.token_hex(12)},
+                  max_attempts=config.max_attempts, now=now)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    event: dict[str, Any]
+    summary: str  # type, event id, inquiry id: what results and logs may say
+
+
+def prepare(sessions: sessionmaker[Session], config: Config, payload: dict[str, Any], *, secret_key: str,
+            now: datetime, issue_links: bool = True) -> Prepared | str:
+    """The event for an `n8n.event` job, or why nothing is sent ('skipped: …', ids only).
+    `issue_links=False` (n8n not configured: a dry run) leaves the verify link out and writes nothing."""
+    with transaction(sessions) as session:
+        facts = _gather(session, config, payload, now)
+    if isinstance(facts, str):
+        return facts
+    if issue_links and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
+            and facts.user_type in config.user_types:
+        link = onboarding.issue_link(sessions, config, secret_key=secret_key, email=facts.email,
+                                     user_type=facts.user_type, first_name=None, now=now)
+        facts = replace(facts, verify_url=link.url)
+    event = events_out.build(facts)
+    return Prepared(event, events_out.summary(event))
+
+
+def _gather(session: Session, config: Config, payload: dict[str, Any], now: datetime) -> events_out.EventFacts | str:
+    type_ = payload.get("type")
+    if type_ == events_out.STALLED:
+        return _stalled(session, config, int(payload["reminder_id"]), now)
+    if type_ == events_out.LINK_REQUESTED:
+        return _link_requested(session, config, payload)
+    if type_ in events_out.TYPE_FOR_STATUS.values():
+        return _status_change(session, config, payload)
+    return f"{SKIPPED_PREFIX}: unknown event type {type_!r}"
+
+
+def _person(contact: Contact | None, type_: str, what: str) -> tuple[str | None, str | None] | str:
+    """(email, first name), or why the event must not be sent. Consent withdrawal stops every event,
+    exactly as it stops the CRM sync (crm_sync.target)."""
+    if contact is not None and contact.consent_withdrawn_at is not None:
+        return f"{SKIPPED_PREFIX}: consent withdrawn"
+    email = contact.email if contact is not None else None
+    if email is None and type_ not in events_out.WITHOUT_EMAIL_OK:
+        return f"{SKIPPED_PREFIX}: no email known for this {what}"
+    return email, contact.first_name if contact is not None else None
+
+
+def _status_change(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+    type_, status, inquiry_id = payload["type"], payload["status"], payload["inquiry_id"]
+    inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one_or_none()
+    if inquiry is None:
+        return f"{SKIPPED_PREFIX}: inquiry no longer stored"
+    if inquiry.status != status:
+        # A newer status was decided before this ran; its own event follows. No stale emails.
+        return f"{SKIPPED_PREFIX}: superseded (the inquiry is now {inquiry.status})"
+    contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
+    person = _person(contact, type_, "inquiry")
+    if isinstance(person, str):
+        return person
+    occurred_at = _parse_time(payload["occurred_at"])
+    return events_out.EventFacts(
+        event_id=events_out.status_event_id(inquiry_id, status), type=type_, occurred_at=occurred_at,
+        email=person[0], first_name=person[1], inquiry_id=inquiry_id, status=status,
+        user_type=inquiry.user_type, level=inquiry.level,
+        welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
+        review_due_at=events_out.review_due_at(occurred_at, type_, config.n8n.review_deadline_hours),
+    )
+
+
+def _stalled(session: Session, config: Config, reminder_id: int, now: datetime) -> events_out.EventFacts | str:
+    from bridge import remind  # remind queues through this module
+
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None:
+        return f"{SKIPPED_PREFIX}: reminder no longer stored"
+    contact = session.get(Contact, reminder.contact_id)
+    person = _person(contact, events_out.STALLED, "contact")
+    if isinstance(person, str):
+        return person
+    if not remind.still_stalled(session, reminder.contact_id, reminder.user_type, reminder.anchor_at):
+        return f"{SKIPPED_PREFIX}: no longer stalled (completed or started again since the reminder was queued)"
+    inquiry = (session.scalars(select(Inquiry).where(Inquiry.inquiry_id == reminder.inquiry_id)).one_or_none()
+               if reminder.inquiry_id else None)
+    user_type = config.user_types.get(reminder.user_type)
+    return events_out.EventFacts(
+        event_id=events_out.stalled_event_id(reminder.contact_id, reminder.user_type, reminder.anchor_at,
+                                             reminder.window_hours),
+        type=events_out.STALLED, occurred_at=reminder.created_at, email=person[0], first_name=person[1],
+        inquiry_id=inquiry.inquiry_id if inquiry else None,
+        status=inquiry.status if inquiry else Status.NOT_STARTED.value, user_type=reminder.user_type,
+        level=inquiry.level if inquiry else (user_type.level if user_type else None),
+        welcome_variant=config.n8n.welcome_variant(reminder.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry.inquiry_id if inquiry else None),
+    )
+
+
+def _link_requested(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+    contact = session.get(Contact, int(payload["contact_id"]))
+    if contact is None:
+        return f"{SKIPPED_PREFIX}: contact no longer stored"
+    person = _person(contact, events_out.LINK_REQUESTED, "contact")
+    if isinstance(person, str):
+        return person
+    user_type = payload["user_type"]
+    standing = onboarding.kyc_status(session, person[0] or "", user_type)
+    configured = config.user_types.get(user_type)
+    return events_out.EventFacts(
+        event_id=events_out.link_event_id(payload["key"]), type=events_out.LINK_REQUESTED,
+        occurred_at=_parse_time(payload["occurred_at"]), email=person[0], first_name=person[1], inquiry_id=None,
+        status=standing.status, user_type=user_type,
+        level=standing.level or (configured.level if configured else None),
+        welcome_variant=config.n8n.welcome_variant(user_type), verify_url=None, dashboard_url=None,
+    )

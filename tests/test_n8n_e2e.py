@@ -1,0 +1,362 @@
+"""End to end in a real n8n: signed Persona webhook in → bridge → outbox worker → n8n (the shipped
+flows, imported with the shipped credential templates) → SMTP sink.
+
+One n8n for the module (fresh database, free ports on 127.0.0.1, every outside call off; started
+after import and publish), an aiosmtpd sink, and the bridge on SQLite served over HTTP so the shop
+flow can call POST /api/v1/links. Every process started here is stopped at the end. Needs the
+pinned install (scripts/n8n-install.sh): skipped without it, a failure under CI=true.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from string import Template
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from bridge import notify, onboarding, remind
+from bridge.config import load as load_config
+from bridge.link_tokens import verify as verify_link_token
+from bridge.persona import samples
+from bridge.runtime import Runtime
+from bridge.store import migrate, queue
+from bridge.store.models import Job
+from bridge.web import create_app
+from bridge.worker import Worker, n8n_event_handler
+from conftest import ADMIN_TOKEN, make_settings, new_id, post_event, unavailable
+from doubles.n8n import FLOWS, N8nInstance, find_install, free_port
+from doubles.server import QuietHandler
+
+if TYPE_CHECKING:
+    from doubles.smtp import SmtpSink
+
+N8N_TOKEN = "e2e-n8n-token-" + "x" * 16
+SIGNING_SECRET = "e2e-signing-secret"
+SHOP_SECRET = "e2e-shop-secret"
+VARIABLES = {"KYC_MAIL_FROM": "Acme KYC <kyc@acme.test>", "KYC_COMPLIANCE_EMAIL": "compliance@acme.test",
+             "KYC_BRAND": "Acme"}
+EVENTS_FLOW, SHOP_FLOW = "kycEvents0000001", "kycShopLink00001"
+QUIET_SECONDS = 1.0  # how long "nothing more arrives" is watched for (n8n answers after the mail is sent)
+
+
+@dataclass
+class Stack:
+    n8n: N8nInstance
+    smtp: SmtpSink
+    runtime: Runtime  # the worker's: N8N_* point at the published flow
+    bridge_url: str  # the bridge's API as n8n reaches it
+    client: object  # Flask test client for Persona's webhooks into the same store
+
+    def drain(self) -> list:
+        return [o for o in Worker(self.runtime).drain() if o.kind == notify.N8N_EVENT]
+
+
+def credentials(smtp_port: int) -> list[dict]:
+    """The shipped template, filled in the way README tells an operator to."""
+    text = Template((FLOWS / "credentials.template.json").read_text()).substitute(
+        N8N_TOKEN=N8N_TOKEN, N8N_SIGNING_SECRET=SIGNING_SECRET, SMTP_USER="", SMTP_PASSWORD="",
+        SMTP_HOST="127.0.0.1", BRIDGE_ADMIN_TOKEN=ADMIN_TOKEN, SHOP_WEBHOOK_SECRET=SHOP_SECRET)
+    filled = json.loads(text)
+    for credential in filled:
+        if credential["type"] == "smtp":  # the sink speaks plain SMTP without auth or TLS
+            credential["data"].update(port=smtp_port, secure=False, disableStartTls=True)
+    return filled
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    install = find_install()
+    if install is None:
+        unavailable("n8n is not installed (run scripts/n8n-install.sh)")
+    try:
+        from doubles.smtp import SmtpSink
+    except ImportError:
+        unavailable("aiosmtpd is not installed (pip install -e '.[test]')")
+    folder = tmp_path_factory.mktemp("e2e")
+    database = f"sqlite:///{folder / 'bridge.db'}"
+    migrate.upgrade(database)
+    config = load_config(None)
+    # The bridge's HTTP side (the shop flow calls POST /api/v1/links on it), served for real.
+    api_runtime = Runtime.build(make_settings(database), config)
+    server = make_server("127.0.0.1", free_port(), create_app(runtime=api_runtime), threaded=True,
+                         request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    bridge_url = f"http://127.0.0.1:{server.server_port}"
+    smtp = SmtpSink()
+    n8n = N8nInstance(install, folder / "n8n")
+    runtime: Runtime | None = None
+    try:
+        thread.start()
+        smtp.start()
+        n8n.import_credentials(credentials(smtp.port))
+        n8n.import_workflows(FLOWS / "workflows")
+        n8n.set_variables({**VARIABLES, "KYC_BRIDGE_URL": bridge_url})
+        n8n.publish(EVENTS_FLOW)
+        n8n.publish(SHOP_FLOW)
+        assert sorted(n8n.active_workflows()) == sorted([EVENTS_FLOW, SHOP_FLOW])
+        n8n.start(webhook_paths=("kyc-events", "kyc-shop-order"))
+        # The worker's side: events go to the published flow's production URL.
+        runtime = Runtime.build(make_settings(database, N8N_WEBHOOK_URL=n8n.webhook_url("kyc-events"),
+                                              N8N_TOKEN=N8N_TOKEN, N8N_SIGNING_SECRET=SIGNING_SECRET), config)
+        yield Stack(n8n, smtp, runtime, bridge_url, create_app(runtime=runtime).test_client())
+    finally:
+        pid = n8n.pid
+        n8n.stop()
+        smtp.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        api_runtime.engine.dispose()
+        if runtime is not None:
+            runtime.engine.dispose()
+        if pid is not None:  # n8n and its task runner are gone
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pid, 0)
+
+
+T0 = datetime.now(timezone.utc) - timedelta(minutes=30)
+
+
+def deliver(stack: Stack, status: str, *, inquiry_id: str, email: str, user_type: str, first_name: str = "Pat",
+            minutes: int = 1) -> dict:
+    """A signed Persona webhook into the bridge; returns its body."""
+    body = samples.inquiry_event(event_id=new_id("evt"), inquiry_id=inquiry_id, status=status,
+                                 created_at=T0 + timedelta(minutes=minutes), email=email, first_name=first_name,
+                                 template_id=stack.runtime.config.user_types[user_type].template_id)
+    response = post_event(stack.client, body)
+    assert response.status_code == 200 and response.get_json()["status"] == "stored"
+    return body
+
+
+def one_mail(stack: Stack):
+    """Exactly one email arrives (and nothing more within QUIET_SECONDS)."""
+    mails = stack.smtp.wait_for(1, timeout=20)
+    time.sleep(QUIET_SECONDS)
+    mails += stack.smtp.take()
+    assert len(mails) == 1, [m["Subject"] for m in mails]
+    mail = mails[0]
+    assert mail["From"] == VARIABLES["KYC_MAIL_FROM"]
+    body = mail.get_content()
+    assert "sent automatically with n8n" not in body.lower()  # appendAttribution is off
+    return mail, body
+
+
+def no_mail(stack: Stack) -> None:
+    time.sleep(QUIET_SECONDS)
+    assert [m["Subject"] for m in stack.smtp.take()] == []
+
+
+def link_in(body: str, stack: Stack, email: str, user_type: str) -> str:
+    urls = re.findall(r"http://127\.0\.0\.1:8000/verify/\S+", body)
+    assert len(urls) == 1, body
+    target = onboarding.resolve_link(stack.runtime.sessions, stack.runtime.config,
+                                     secret_key=stack.runtime.settings.secret_key, token=urls[0].rsplit("/", 1)[1],
+                                     now=datetime.now(timezone.utc))
+    assert (target.email, target.user_type) == (email, user_type)
+    return urls[0]
+
+
+SCENARIOS = [
+    # status, user type, recipient ("person" or the compliance address), subject, a text the body holds
+    ("approved", "customer", "person", "You are verified: welcome to Acme", "place orders"),
+    ("approved", "cooperative_member", "person", "Welcome to the cooperative, Pat", "membership"),
+    ("approved", "investor", "person", "Your investor verification is approved", "investment"),
+    ("approved", "contributor", "person", "You are verified: welcome to the team", "onboarding"),
+    ("approved", "vendor", "person", "Your vendor verification is approved", "vendor instance"),
+    ("declined", "customer", "person", "We could not verify your identity", "What to do next"),
+    ("failed", "intern", "person", "Your identity verification did not go through", "What to do next"),
+    ("needs_review", "investor", "compliance", "KYC review needed: {inquiry} (investor), due {due}", "{dashboard}"),
+    ("expired", "customer", "person", "Your identity verification expired: pick it up again", "continue"),
+]
+
+
+@pytest.mark.parametrize("status, user_type, to, subject, text", SCENARIOS,
+                         ids=[f"{s[0]}-{s[1]}" for s in SCENARIOS])
+def test_status_change_sends_its_email_once_and_repeats_send_nothing(stack, status, user_type, to, subject, text):
+    inquiry_id, email = new_id("inq"), f"{new_id('p')}@example.com"
+    webhook = deliver(stack, status, inquiry_id=inquiry_id, email=email, user_type=user_type)
+    [outcome] = stack.drain()
+    assert outcome.outcome == "done" and outcome.detail.endswith("n8n answered 202 accepted"), outcome
+    mail, body = one_mail(stack)
+    due = (T0 + timedelta(minutes=1, hours=24)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    dashboard = f"{stack.runtime.config.dashboard_url}/{inquiry_id}"
+    assert mail["To"] == (email if to == "person" else VARIABLES["KYC_COMPLIANCE_EMAIL"])
+    assert mail["Subject"] == subject.format(inquiry=inquiry_id, due=due)
+    assert text.format(dashboard=dashboard) in body
+    if status in ("declined", "failed", "expired"):
+        link_in(body, stack, email, user_type)
+    if to == "compliance":
+        assert email in body and "Review deadline" in body
+    # at-least-once: the same event again (a worker that lost its lease, an operator's retry) is dropped
+    with stack.runtime.sessions() as session:
+        job = session.scalars(sa.select(Job).where(Job.kind == notify.N8N_EVENT, Job.inquiry_id == inquiry_id)).one()
+    rerun = n8n_event_handler(stack.runtime)(queue.ClaimedJob(job.id, job.kind, job.inquiry_id,
+                                                              json.loads(job.payload), 2, 8, "rerun"))
+    assert rerun.endswith("n8n answered 200 duplicate")
+    # and Persona delivering the same webhook again is a no-op in the bridge already
+    assert post_event(stack.client, webhook).get_json()["status"] == "duplicate"
+    assert stack.drain() == []
+    no_mail(stack)
+
+
+def test_stalled_verification_gets_a_reminder_with_a_resume_link(stack):
+    email = f"{new_id('s')}@example.com"
+    started = datetime.now(timezone.utc) - timedelta(hours=25)
+    onboarding.start_session(stack.runtime.sessions, stack.runtime.config, secret_key=stack.runtime.settings.secret_key,
+                             environment_id=None, persona=None, now=started,
+                             request=onboarding.SessionRequest(email=email, user_type="customer", first_name="Sam",
+                                                               consent=onboarding.ConsentAnswers(True, True, True, None)))
+    report = remind.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc))
+    assert report.queued == 1
+    [outcome] = stack.drain()
+    assert outcome.outcome == "done", outcome
+    mail, body = one_mail(stack)
+    assert (mail["To"], mail["Subject"]) == (email, "Finish your identity verification")
+    assert body.startswith("Hi Sam,")
+    link_in(body, stack, email, "customer")
+    assert remind.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc)).queued == 0
+    assert stack.drain() == []
+    no_mail(stack)
+
+
+def test_link_requested_event_emails_the_link(stack):
+    email = f"{new_id('l')}@example.com"
+    onboarding.issue_link(stack.runtime.sessions, stack.runtime.config, secret_key=stack.runtime.settings.secret_key,
+                          email=email, user_type="vendor", first_name="Lee", now=datetime.now(timezone.utc))
+    with stack.runtime.sessions.begin() as session:
+        contact_id = session.execute(sa.text("SELECT id FROM kyc_contacts WHERE email = :e"), {"e": email}).scalar()
+        notify.request_link(session, stack.runtime.config, contact_id=contact_id, user_type="vendor",
+                            now=datetime.now(timezone.utc))
+    stack.drain()
+    mail, body = one_mail(stack)
+    assert (mail["To"], mail["Subject"]) == (email, "Verify your identity")
+    link_in(body, stack, email, "vendor")
+
+
+def wrong_runtime(stack: Stack, **settings: str) -> Runtime:
+    values = {"N8N_WEBHOOK_URL": stack.n8n.webhook_url("kyc-events"), "N8N_TOKEN": N8N_TOKEN,
+              "N8N_SIGNING_SECRET": SIGNING_SECRET, **settings}
+    return Runtime.build(make_settings(stack.runtime.settings.database_url, **values), stack.runtime.config)
+
+
+@pytest.mark.parametrize("settings, status, hint", [
+    ({"N8N_TOKEN": "not-the-token"}, 403, "N8N_TOKEN"),
+    ({"N8N_SIGNING_SECRET": "not-the-secret"}, 401, "N8N_SIGNING_SECRET"),
+], ids=["wrong-token", "wrong-signing-secret"])
+def test_wrong_credentials_are_refused_and_dead_lettered(stack, settings, status, hint):
+    inquiry_id, email = new_id("inq"), f"{new_id('w')}@example.com"
+    deliver(stack, "approved", inquiry_id=inquiry_id, email=email, user_type="customer")
+    runtime = wrong_runtime(stack, **settings)
+    try:
+        outcomes = [o for o in Worker(runtime).drain() if o.kind == notify.N8N_EVENT]
+    finally:
+        runtime.engine.dispose()
+    assert [o.outcome for o in outcomes] == ["dead"]
+    assert f"n8n answered {status}" in outcomes[0].detail and hint in outcomes[0].detail
+    no_mail(stack)
+    # fixed configuration + `kyc-bridge jobs retry` → delivered once
+    with stack.runtime.sessions.begin() as session:
+        queue.requeue(session, [outcomes[0].job_id], now=datetime.now(timezone.utc))
+    assert [o.outcome for o in stack.drain()] == ["done"]
+    mail, _ = one_mail(stack)
+    assert mail["To"] == email
+
+
+def test_raw_calls_without_token_or_signature_are_refused(stack):
+    url = stack.n8n.webhook_url("kyc-events")
+    body = b'{"id":"kev_' + b"0" * 32 + b'","type":"kyc.approved"}'
+    assert requests.post(url, data=body, timeout=10).status_code == 403
+    assert requests.post(url, data=body, timeout=10, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    unsigned = requests.post(url, data=body, timeout=10, headers={"Authorization": f"Bearer {N8N_TOKEN}",
+                                                                  "Content-Type": "application/json"})
+    assert unsigned.status_code == 401 and unsigned.json() == {"status": "bad_signature"}
+    stale = int(time.time()) - 3600  # a replayed capture: right secret, old timestamp
+    digest = hmac.new(SIGNING_SECRET.encode(), f"{stale}.".encode() + body, hashlib.sha256).hexdigest()
+    replay = requests.post(url, data=body, timeout=10, headers={
+        "Authorization": f"Bearer {N8N_TOKEN}", "Content-Type": "application/json",
+        "X-KYC-Signature": f"t={stale},v1={digest}"})
+    assert replay.status_code == 401
+    no_mail(stack)
+
+
+def test_smtp_outage_is_retried_until_the_email_goes_out_once(stack):
+    inquiry_id, email = new_id("inq"), f"{new_id('o')}@example.com"
+    deliver(stack, "declined", inquiry_id=inquiry_id, email=email, user_type="customer")
+    stack.smtp.fail_with(451)
+    try:
+        [first] = stack.drain()
+    finally:
+        stack.smtp.fail_with(None)
+    assert first.outcome == "retry" and "n8n answered 503" in first.detail
+    no_mail(stack)
+    with stack.runtime.sessions.begin() as session:  # the backoff has passed
+        queue.requeue(session, [first.job_id], now=datetime.now(timezone.utc))
+    assert [o.outcome for o in stack.drain()] == ["done"]
+    mail, body = one_mail(stack)
+    assert mail["To"] == email and mail["Subject"] == "We could not verify your identity"
+
+
+# ------------------------------------------------------------------------------ shop order → link
+
+
+def shop_order(stack: Stack, order: dict, *, secret: str = SHOP_SECRET) -> requests.Response:
+    raw = json.dumps(order).encode()
+    signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+    return requests.post(stack.n8n.webhook_url("kyc-shop-order"), data=raw, timeout=20, headers={
+        "Content-Type": "application/json", "X-WC-Webhook-Topic": "order.created",
+        "X-WC-Webhook-Signature": signature})
+
+
+def order(number: int, email: str, first_name: str = "Kim") -> dict:
+    return {"id": number, "number": str(number), "status": "processing", "total": "49.00",
+            "billing": {"first_name": first_name, "last_name": "Doe", "email": email}, "line_items": []}
+
+
+def test_shop_order_asks_the_bridge_for_a_link_and_emails_it(stack):
+    email = f"{new_id('b')}@example.com"
+    response = shop_order(stack, order(1001, email))
+    assert response.status_code == 202, response.text
+    mail, body = one_mail(stack)
+    assert (mail["To"], mail["Subject"]) == (email, "Verify your identity to complete order 1001")
+    assert body.startswith("Hi Kim,")
+    url = link_in(body, stack, email, "customer")
+    verify_link_token(stack.runtime.settings.secret_key, url.rsplit("/", 1)[1], max_age_seconds=3600)
+    # the same order again (WooCommerce retries, order.updated) sends nothing
+    assert shop_order(stack, order(1001, email)).json() == {"status": "duplicate"}
+    no_mail(stack)
+
+
+def test_shop_order_for_a_verified_customer_sends_nothing(stack):
+    email = f"{new_id('v')}@example.com"
+    deliver(stack, "approved", inquiry_id=new_id("inq"), email=email, user_type="customer")
+    stack.drain()
+    one_mail(stack)  # the welcome
+    response = shop_order(stack, order(1002, email))
+    assert response.status_code == 200 and response.json() == {"status": "already_verified"}
+    no_mail(stack)
+
+
+def test_shop_order_with_a_bad_signature_or_a_ping_is_refused_or_ignored(stack):
+    email = f"{new_id('x')}@example.com"
+    forged = shop_order(stack, order(1003, email), secret="guessed")
+    assert forged.status_code == 401
+    ping = requests.post(stack.n8n.webhook_url("kyc-shop-order"), data="webhook_id=7", timeout=10,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert ping.status_code == 200 and ping.json() == {"status": "ignored"}
+    no_mail(stack)
+    assert shop_order(stack, order(1003, email)).status_code == 202  # the forged one did not use up the order
+    one_mail(stack)
