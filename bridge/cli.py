@@ -150,11 +150,25 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
 @click.option("--email", required=True)
 @click.option("--type", "user_type", required=True, help="One of the configured user types.")
 @click.option("--first-name", default=None)
-def link(email: str, user_type: str, first_name: str | None) -> None:
-    """Print a signed, expiring verification link for a person."""
-    from bridge import onboarding
+@click.option("--send", is_flag=True, help="Have n8n email the person a fresh link (kyc.link_requested) "
+                                          "instead of printing one.")
+def link(email: str, user_type: str, first_name: str | None, send: bool) -> None:
+    """Print a signed, expiring verification link for a person (or have n8n email one)."""
+    from bridge import notify, onboarding
 
     runtime = load_runtime()
+    if send:
+        try:
+            with transaction(runtime.sessions) as session:
+                normalized = onboarding.validate_link_request(runtime.config, email, user_type)
+                contact = onboarding.upsert_contact(session, normalized, first_name=first_name, wp_user_id=None,
+                                                    now=runtime.clock())
+                notify.request_link(session, runtime.config, contact_id=contact.id, user_type=user_type,
+                                    now=runtime.clock())
+        except onboarding.OnboardingError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo("queued: n8n will email a verification link (kyc.link_requested)")
+        return
     try:
         issued = onboarding.issue_link(runtime.sessions, runtime.config, secret_key=runtime.settings.secret_key,
                                        email=email, user_type=user_type, first_name=first_name, now=runtime.clock())

@@ -298,13 +298,19 @@ class LinkTarget:
     user_type: str
 
 
-def issue_link(sessions: sessionmaker[Session], config: Config, *, secret_key: str, email: str,
-               user_type: str, first_name: str | None, now: datetime) -> IssuedLink:
+def validate_link_request(config: Config, email: str, user_type: str) -> str:
+    """The normalised email of a link request; OnboardingError names a bad field."""
     normalized = emails.normalize(email)
     if normalized is None:
         raise OnboardingError("email", "email is not a valid email address")
     if user_type not in config.user_types:
         raise OnboardingError("user_type", f"user_type must be one of {', '.join(config.user_types)}")
+    return normalized
+
+
+def issue_link(sessions: sessionmaker[Session], config: Config, *, secret_key: str, email: str,
+               user_type: str, first_name: str | None, now: datetime) -> IssuedLink:
+    normalized = validate_link_request(config, email, user_type)
     expires_at = now + timedelta(hours=config.link_ttl_hours)
     link_id = secrets.token_urlsafe(16)
     with transaction(sessions) as session:

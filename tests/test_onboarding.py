@@ -262,6 +262,11 @@ def test_cli_link(runtime, monkeypatch, client):
     assert client.get(urlparse(url).path).status_code == 200
     bad = CliRunner().invoke(main, ["link", "--email", "cli@example.com", "--type", "pilot"])
     assert bad.exit_code == 1 and "user_type must be one of" in bad.output
+    sent = CliRunner().invoke(main, ["link", "--email", "cli@example.com", "--type", "intern", "--send"])
+    assert sent.exit_code == 0 and "queued" in sent.output and "/verify/" not in sent.output
+    with runtime.sessions() as session:
+        job = session.scalars(sa.select(Job).where(Job.kind == "n8n.event")).one()
+    assert '"type":"kyc.link_requested"' in job.payload and "cli@example.com" not in job.payload
 
 
 def test_consent_text_and_stats(client, runtime, config):
