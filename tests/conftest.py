@@ -209,3 +209,20 @@ def crm_runtime(database_url: str, config: config_module.Config, fluentcrm) -> I
     rt = Runtime.build(crm_settings(database_url, fluentcrm), config)
     yield rt
     rt.engine.dispose()
+
+
+@pytest.fixture
+def n8n():  # type: ignore[no-untyped-def]
+    """A fake n8n webhook (bearer and signature checked) on 127.0.0.1."""
+    from doubles.n8n_webhook import FakeN8nWebhook
+
+    with FakeN8nWebhook() as fake:
+        yield fake
+
+
+@pytest.fixture
+def n8n_runtime(database_url: str, config: config_module.Config, n8n) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+    rt = Runtime.build(make_settings(database_url, N8N_WEBHOOK_URL=n8n.url, N8N_TOKEN=n8n.token,
+                                     N8N_SIGNING_SECRET=n8n.signing_secret), config)
+    yield rt
+    rt.engine.dispose()

@@ -8,18 +8,9 @@ id and reference id. The consent page's screenshot is kept in artifacts/.
 
 from __future__ import annotations
 
-from wp.services import screenshot
+from wp.services import BOXES, disabled, screenshot
 
 pytest_plugins = ["wp.fixtures"]
-
-BOXES = ("share_with_persona", "persona_retention", "gdpr_processing")
-
-
-def disabled(button) -> bool:  # type: ignore[no-untyped-def]
-    """Really disabled (the DOM property: a click does nothing), and announced as such."""
-    state = button.evaluate("b => [b.disabled, b.getAttribute('aria-disabled')]")
-    assert state[0] == (state[1] == "true"), f"disabled={state[0]} but aria-disabled={state[1]}"
-    return bool(state[0])
 
 
 def test_signed_link_needs_all_three_boxes_then_reaches_the_hosted_flow(bridge, browser, persona_standin) -> None:  # type: ignore[no-untyped-def]

@@ -16,18 +16,9 @@ from __future__ import annotations
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
-from wp.services import screenshot
+from wp.services import BOXES, disabled, screenshot
 
 pytest_plugins = ["wp.fixtures"]
-
-BOXES = ("share_with_persona", "persona_retention", "gdpr_processing")
-
-
-def disabled(button) -> bool:  # type: ignore[no-untyped-def]
-    """Really disabled (the DOM property: a click does nothing), and announced as such."""
-    state = button.evaluate("b => [b.disabled, b.getAttribute('aria-disabled')]")
-    assert state[0] == (state[1] == "true"), f"disabled={state[0]} but aria-disabled={state[1]}"
-    return bool(state[0])
 
 
 def log_in(context, site, login: str):  # type: ignore[no-untyped-def]

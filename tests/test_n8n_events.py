@@ -12,14 +12,12 @@ import sqlalchemy as sa
 
 from bridge import events_out, notify, onboarding
 from bridge.persona import samples
-from bridge.runtime import Runtime
 from bridge.states import Status
 from bridge.store import queue
 from bridge.store.models import Job, Link
 from bridge.web import create_app
 from bridge.worker import Worker
-from conftest import admin_headers, make_settings, new_id, post_event
-from doubles.n8n_webhook import FakeN8nWebhook
+from conftest import admin_headers, new_id, post_event
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "n8n-flows" / "event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -101,20 +99,6 @@ def test_schema_is_documented_verbatim_in_the_readme():
 
 
 # ------------------------------------------------------------------------------ through the bridge
-
-
-@pytest.fixture
-def n8n():
-    with FakeN8nWebhook() as fake:
-        yield fake
-
-
-@pytest.fixture
-def n8n_runtime(database_url, config, n8n):
-    rt = Runtime.build(make_settings(database_url, N8N_WEBHOOK_URL=n8n.url, N8N_TOKEN=n8n.token,
-                                     N8N_SIGNING_SECRET=n8n.signing_secret), config)
-    yield rt
-    rt.engine.dispose()
 
 
 @pytest.fixture

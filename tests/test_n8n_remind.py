@@ -4,19 +4,16 @@ store backend; the worker sends it with a resume link."""
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bridge import events_out, notify, onboarding, remind
 from bridge.cli import main
 from bridge.persona import samples
-from bridge.runtime import Runtime
 from bridge.store.models import Job, Reminder
 from bridge.web import create_app
 from bridge.worker import Worker
-from conftest import ADMIN_TOKEN, WEBHOOK_SECRET, make_settings, new_id, post_event
-from doubles.n8n_webhook import FakeN8nWebhook
+from conftest import ADMIN_TOKEN, WEBHOOK_SECRET, new_id, post_event
 from test_n8n_events import assert_valid
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -163,20 +160,6 @@ def test_no_windows_configured_means_no_reminders(runtime, config):
 
 
 # ------------------------------------------------------------------------------ sending
-
-
-@pytest.fixture
-def n8n():
-    with FakeN8nWebhook() as fake:
-        yield fake
-
-
-@pytest.fixture
-def n8n_runtime(database_url, config, n8n):
-    rt = Runtime.build(make_settings(database_url, N8N_WEBHOOK_URL=n8n.url, N8N_TOKEN=n8n.token,
-                                     N8N_SIGNING_SECRET=n8n.signing_secret), config)
-    yield rt
-    rt.engine.dispose()
 
 
 def test_worker_sends_the_reminder_with_a_resume_link(n8n_runtime, config, n8n):

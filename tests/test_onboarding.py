@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from bridge import link_tokens
 from bridge.cli import main
 from bridge.persona import samples
-from bridge.store.models import AuditEntry, Consent, Contact, Job, VerificationSession
+from bridge.store.models import AuditEntry, Consent, Contact, Job
 from bridge.worker import Worker
 from conftest import ADMIN_TOKEN, admin_headers, new_id, post_event
 

@@ -1,6 +1,5 @@
 """The outbox worker: leases, retries with backoff, dead letters, concurrency, `jobs` commands."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,7 +9,6 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import requests
+
 from collections.abc import Callable
 
 
@@ -33,3 +35,16 @@ class SinkError(Exception):
 
 def _rebuild(reason: str, retryable: bool, status: int | None) -> SinkError:
     return SinkError(reason, retryable=retryable, status=status)
+
+
+def transport_failure(exc: requests.RequestException, *, service: str, what: str, timeout: float,
+                      hint: str) -> SinkError:
+    """No HTTP answer at all. Only the exception's class is named: its text holds the URL, and a
+    URL may carry an email. A malformed URL cannot heal by itself; anything else may."""
+    if isinstance(exc, requests.Timeout):
+        return SinkError(f"{service} did not answer {what} within {timeout:g}s", retryable=True)
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return SinkError(f"cannot reach {service} for {what}: {hint}", retryable=False)
+    return SinkError(f"{service} unreachable for {what} ({type(exc).__name__}); if this persists, {hint}",
+                     retryable=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from bridge.sinks.errors import SinkError
+from bridge.sinks.errors import SinkError, transport_failure
 
 log = logging.getLogger(__name__)
 
@@ -394,16 +394,7 @@ def _unique(refs: Iterable[TagRef]) -> list[TagRef]:
 
 
 def _transport_failure(exc: requests.RequestException, op: _Op, timeout: float) -> SinkError:
-    """No HTTP answer at all. Only the exception's class is named: its text holds the URL."""
-    if isinstance(exc, requests.Timeout):
-        return SinkError(f"FluentCRM did not answer {op.label} within {timeout:g}s", retryable=True)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
-        return SinkError(f"cannot call FluentCRM for {op.label}: {_BASE_URL_HINT}", retryable=False)
-    return SinkError(
-        f"FluentCRM unreachable for {op.label} ({type(exc).__name__}); if this persists, {_BASE_URL_HINT}",
-        retryable=True,
-    )
+    return transport_failure(exc, service="FluentCRM", what=op.label, timeout=timeout, hint=_BASE_URL_HINT)
 
 
 def _json(response: requests.Response) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from bridge.persona.signature import header_for
-from bridge.sinks.errors import SinkError
+from bridge.sinks.errors import SinkError, transport_failure
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,7 @@ def _answer(response: requests.Response) -> str:
 
 
 def _transport_failure(exc: requests.RequestException, label: str, timeout: float) -> SinkError:
-    if isinstance(exc, requests.Timeout):
-        return SinkError(f"n8n did not answer {label} within {timeout:g}s", retryable=True)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
-        return SinkError(f"cannot send {label} to n8n: {_URL_HINT}", retryable=False)
-    return SinkError(f"n8n unreachable for {label} ({type(exc).__name__}); if this persists, {_URL_HINT}",
-                     retryable=True)
+    return transport_failure(exc, service="n8n", what=label, timeout=timeout, hint=_URL_HINT)
 
 
 def classify(status: int, label: str) -> SinkError:

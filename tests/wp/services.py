@@ -271,6 +271,16 @@ class Browser:
         self._manager.__exit__(None, None, None)
 
 
+BOXES = ("share_with_persona", "persona_retention", "gdpr_processing")
+
+
+def disabled(button) -> bool:  # type: ignore[no-untyped-def]
+    """Really disabled (the DOM property: a click does nothing), and announced as such."""
+    state = button.evaluate("b => [b.disabled, b.getAttribute('aria-disabled')]")
+    assert state[0] == (state[1] == "true"), f"disabled={state[0]} but aria-disabled={state[1]}"
+    return bool(state[0])
+
+
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
