@@ -44,7 +44,7 @@ STATUS_TIMEOUT = -1  # no answer within the grace period
 
 
 class Conn:
-    __slots__ = ("sock", "buf", "index", "start", "last_used")
+    __slots__ = ("buf", "index", "last_used", "sock", "start")
 
     def __init__(self, port: int):
         sock = socket.create_connection((HOST, port), timeout=CONNECT_TIMEOUT)
@@ -280,7 +280,7 @@ class Runner:
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(q / 100.0 * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, round(q / 100.0 * len(sorted_values) + 0.5) - 1))
     return sorted_values[k]
 
 
