@@ -9,11 +9,11 @@ from bridge.logs import RedactEmails
 
 wsgi_app = "bridge.wsgi:app"
 bind = os.environ.get("BRIDGE_BIND", "0.0.0.0:8000")
-# The request does little CPU work and waits on one database commit: a few processes with a few
-# threads each keep both cores busy while commits are in flight.
-workers = int(os.environ.get("BRIDGE_WEB_WORKERS", multiprocessing.cpu_count() * 2))
+# A webhook request mostly waits for its group commit (bridge/group_commit.py): one process per core
+# with many threads lets many events share one transaction; more processes only split the batches.
+workers = int(os.environ.get("BRIDGE_WEB_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("BRIDGE_WEB_THREADS", 4))
+threads = int(os.environ.get("BRIDGE_WEB_THREADS", 16))
 # Persona gives up on a delivery after 5 s; a request still running at 30 s is stuck.
 timeout = 30
 graceful_timeout = 20

@@ -31,8 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
+import runpy
 import pickle
 import random
 import shutil
@@ -776,10 +776,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(backends) - {"sqlite", "postgres"}
     if unknown:
         ap.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    # gunicorn.conf.py's own values, passed explicitly so every target gets the same.
+    conf = runpy.run_path(str(REPO / "gunicorn.conf.py"))
     plan = Plan(
-        # Same defaults as gunicorn.conf.py, passed explicitly so every target gets the same.
-        workers=args.workers or int(os.environ.get("BRIDGE_WEB_WORKERS", str(multiprocessing.cpu_count() * 2))),
-        threads=args.threads or int(os.environ.get("BRIDGE_WEB_THREADS", "4")),
+        workers=args.workers or int(conf["workers"]),
+        threads=args.threads or int(conf["threads"]),
         connections=args.connections,
         requests=args.requests or (3000 if args.quick else 30000),
         duration=args.duration or (3.0 if args.quick else 15.0),

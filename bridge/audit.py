@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from bridge.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
+_HEAD = "kyc_audit_head"  # session.info key: the locked head row of this transaction
 HEAD_ID = 1
 # Only these detail keys may be written: a guard against personal data slipping in.
 ALLOWED_DETAIL_KEYS = frozenset({
@@ -40,8 +41,12 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, action: str, subject: str
 
 
 def append(session: Session, action: str, subject: str, detail: dict[str, DetailValue], *, at: datetime) -> int:
-    """Append in the caller's transaction. The head row lock orders appends across processes."""
-    head = session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).one()
+    """Append in the caller's transaction. The head row lock orders appends across processes; it is
+    taken once per transaction and held until commit."""
+    head = session.info.get(_HEAD)
+    if head is None:
+        head = session.info[_HEAD] = session.scalars(
+            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).one()
     body = canonical_detail(detail)
     seq = head.seq + 1
     digest = entry_hash(head.hash, seq, at, action, subject, body)

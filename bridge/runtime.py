@@ -28,11 +28,20 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = field(default=utcnow)
+    _committer: object = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, config: Config) -> Runtime:
         engine = make_engine(settings.database_url)
         return cls(settings, config, engine, make_sessionmaker(engine))
+
+    def committer(self):  # type: ignore[no-untyped-def]
+        """This runtime's group committer for webhook intake (bridge.group_commit)."""
+        if self._committer is None:
+            from bridge.group_commit import GroupCommitter
+
+            self._committer = GroupCommitter(self)
+        return self._committer
 
     def crm_client(self):  # type: ignore[no-untyped-def]
         """A FluentCRM client, or None when FluentCRM is not configured (sync runs as a dry run)."""

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+
+_WRITER_QUEUES: dict[str, "_SQLiteWriterQueue"] = {}
+_WRITER_QUEUES_LOCK = threading.Lock()
 
 
 class StoreUnavailable(Exception):
@@ -51,9 +58,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         return engine
     # READ COMMITTED on both servers: MariaDB's default REPEATABLE READ takes gap locks that make
     # concurrent SKIP LOCKED claims and inserts deadlock-prone.
+    # No pre-ping: it costs a round trip per checkout; a connection that died with the server fails
+    # its one transaction (503, Persona retries) and the pool replaces it.
     return create_engine(
         url,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_size=pool_size,
         max_overflow=5,
         pool_recycle=1800,
@@ -69,11 +78,48 @@ def is_transient(exc: DBAPIError) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError)) or bool(exc.connection_invalidated)
 
 
+class _SQLiteWriterQueue:
+    """Writers of one SQLite file wait in line on a kernel lock (threads: a mutex; processes:
+    flock), instead of SQLite's busy handler, which sleeps and retries with growing pauses."""
+
+    def __init__(self, database: str):
+        self._path = database + ".writelock"
+        self._pid = -1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._pid != os.getpid():  # new process (fork): a lock of its own, not the parent's
+            with _WRITER_QUEUES_LOCK:
+                if self._pid != os.getpid():
+                    self._mutex = threading.Lock()
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+        with self._mutex:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def _writer_queue(sessions: sessionmaker[Session]) -> _SQLiteWriterQueue | None:
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    path = os.path.abspath(database)
+    with _WRITER_QUEUES_LOCK:  # one queue per file and process, whatever the number of engines
+        return _WRITER_QUEUES.setdefault(path, _SQLiteWriterQueue(path))
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
+    writer_queue = _writer_queue(sessions)
     try:
-        with sessions.begin() as session:
+        with writer_queue.held() if writer_queue else nullcontext(), sessions.begin() as session:
             yield session
     except DBAPIError as exc:
         if is_transient(exc):

@@ -35,18 +35,44 @@ def enqueue(
     """Add a job in the caller's transaction. `coalesce`: skip when an identical job is still
     queued (it will read the newest state when it runs). Returns whether a job was added."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    key = (kind, inquiry_id, body)
     if coalesce:
-        waiting = session.scalar(
-            select(Job.id).where(
-                Job.kind == kind, Job.inquiry_id == inquiry_id, Job.state == QUEUED, Job.attempts == 0,
-                Job.payload == body,
-            ).limit(1)
-        )
-        if waiting is not None:
+        prefetched: _Waiting | None = session.info.get(_WAITING)
+        if prefetched is not None and inquiry_id in prefetched.inquiry_ids:
+            waiting = key in prefetched.keys
+        else:
+            waiting = session.scalar(
+                select(Job.id).where(
+                    Job.kind == kind, Job.inquiry_id == inquiry_id, Job.state == QUEUED, Job.attempts == 0,
+                    Job.payload == body,
+                ).limit(1)
+            ) is not None
+        if waiting:
             return False
+    if _WAITING in session.info:
+        session.info[_WAITING].keys.add(key)
     session.add(Job(kind=kind, inquiry_id=inquiry_id, payload=body, state=QUEUED, attempts=0,
                     max_attempts=max_attempts, run_after=now, created_at=now, updated_at=now))
     return True
+
+
+_WAITING = "kyc_waiting_jobs"
+
+
+@dataclass
+class _Waiting:
+    inquiry_ids: set[str | None]
+    keys: set[tuple[str, str | None, str]]
+
+
+def prefetch_waiting(session: Session, inquiry_ids: list[str]) -> None:
+    """Read the not-yet-started jobs of these inquiries once, so that coalescing enqueues in a
+    batch need no query each (kept in the session for its transaction)."""
+    rows = session.execute(
+        select(Job.kind, Job.inquiry_id, Job.payload)
+        .where(Job.inquiry_id.in_(inquiry_ids), Job.state == QUEUED, Job.attempts == 0)
+    ).all()
+    session.info[_WAITING] = _Waiting(set(inquiry_ids), {(k, i, p) for k, i, p in rows})
 
 
 def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int) -> list[ClaimedJob]:

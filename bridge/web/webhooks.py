@@ -7,7 +7,6 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from bridge import ingest
 from bridge.persona import events, signature
 from bridge.web import metrics
 from bridge.web.common import error, runtime
@@ -31,7 +30,7 @@ def persona():  # type: ignore[no-untyped-def]
     except events.EventFormatError as exc:
         metrics.WEBHOOKS.labels("malformed").inc()
         return error(400, str(exc))
-    result = ingest.ingest(rt.sessions, rt.config, event, body, now=rt.clock())  # StoreUnavailable → 503
+    result = rt.committer().submit(event, body)  # returns after COMMIT; StoreUnavailable → 503
     outcome = "duplicate" if result.duplicate else "stored"
     metrics.WEBHOOKS.labels(outcome).inc()
     log.info("webhook %s %s: %s", event.event_id, event.name, outcome)
