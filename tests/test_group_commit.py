@@ -1,0 +1,86 @@
+"""Group commit: concurrent webhooks share transactions; each still answers only after COMMIT."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from bridge import ingest
+from bridge.group_commit import GroupCommitter
+from bridge.persona import events, samples
+from bridge.runtime import Runtime
+from bridge.store.engine import StoreUnavailable
+from bridge.store.models import Event, Inquiry
+from conftest import make_settings
+
+T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+
+def parsed(config, n, status="approved", event_id=None):
+    body = samples.encode(samples.inquiry_event(
+        event_id=event_id or f"evt_gc{n:04d}", inquiry_id=f"inq_gc{n % 7:02d}", status=status,
+        created_at=T0 + timedelta(seconds=n), template_id=config.user_types["customer"].template_id,
+        email=f"gc{n % 7}@example.com"))
+    return events.parse(body), body
+
+
+def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config, monkeypatch):
+    sizes = []
+    real = ingest.ingest_many
+
+    def slow_first(*args, **kwargs):
+        sizes.append(len(args[2]))
+        if len(sizes) == 1:
+            time.sleep(0.3)  # while this commit runs, the others queue up behind it
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest_many", slow_first)
+    committer = GroupCommitter(runtime)
+    items = [parsed(config, n) for n in range(40)]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(lambda item: committer.submit(*item), items))
+    assert not any(r.duplicate for r in results)
+    assert sum(sizes) == 40 and max(sizes) > 1  # batched
+    with runtime.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 40
+        assert session.scalar(sa.select(sa.func.count()).select_from(Inquiry)) == 7
+
+
+def test_a_duplicate_inside_one_batch_is_stored_once(runtime, config):
+    event, body = parsed(config, 1)
+    results = ingest.ingest_many(runtime.sessions, config, [(event, body), (event, body)], now=datetime.now(timezone.utc))
+    assert [r.duplicate for r in results] == [False, True]
+    with runtime.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
+
+
+def test_batch_state_equals_one_by_one_state(runtime, config):
+    items = [parsed(config, n, status=s) for n, s in enumerate(["created", "pending", "completed", "approved"] * 3)]
+    ingest.ingest_many(runtime.sessions, config, list(reversed(items)), now=datetime.now(timezone.utc))
+    with runtime.sessions() as session:
+        states = dict(session.execute(sa.select(Inquiry.inquiry_id, Inquiry.status)).all())
+    expected = {}
+    for n, s in enumerate(["created", "pending", "completed", "approved"] * 3):
+        expected[f"inq_gc{n % 7:02d}"] = s  # the newest event of each inquiry wins
+    assert states == expected
+
+
+def test_store_down_fails_every_waiting_request(config):
+    runtime = Runtime.build(make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"), config)
+    committer = GroupCommitter(runtime)
+    errors = []
+
+    def submit(n):
+        try:
+            committer.submit(*parsed(config, n))
+        except StoreUnavailable as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(errors) == 5
