@@ -22,6 +22,7 @@ from bridge import audit, emails, link_tokens
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.states import Status
+from bridge.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Consent, Contact, Inquiry, Link, VerificationSession
@@ -371,7 +372,7 @@ class KycAnswer:
 
     def as_json(self) -> dict[str, Any]:
         return {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
-                "decided_at": self.decided_at.isoformat().replace("+00:00", "Z") if self.decided_at else None}
+                "decided_at": iso_utc(self.decided_at)}
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:

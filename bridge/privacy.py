@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bridge import audit
+from bridge.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.models import Consent, Contact, Event, Inquiry, Link
 
@@ -27,10 +28,6 @@ RETAINED = (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def export(session: Session, email: str) -> dict[str, Any] | None:
     contact = session.scalars(select(Contact).where(Contact.email == email)).one_or_none()
     if contact is None:
@@ -39,11 +36,11 @@ def export(session: Session, email: str) -> dict[str, Any] | None:
     inquiries = session.scalars(select(Inquiry).where(Inquiry.contact_id == contact.id).order_by(Inquiry.id)).all()
     return {
         "email": contact.email, "first_name": contact.first_name, "reference_id": contact.reference_id,
-        "wp_user_id": contact.wp_user_id, "consent_withdrawn_at": _iso(contact.consent_withdrawn_at),
+        "wp_user_id": contact.wp_user_id, "consent_withdrawn_at": iso_utc(contact.consent_withdrawn_at),
         "consents": [{"user_type": c.user_type, "text_version": c.text_version, "source": c.source,
-                      "created_at": _iso(c.created_at), "withdrawn_at": _iso(c.withdrawn_at)} for c in consents],
+                      "created_at": iso_utc(c.created_at), "withdrawn_at": iso_utc(c.withdrawn_at)} for c in consents],
         "inquiries": [{"inquiry_id": i.inquiry_id, "status": i.status, "user_type": i.user_type,
-                       "level": i.level, "decided_at": _iso(i.decided_at)} for i in inquiries],
+                       "level": i.level, "decided_at": iso_utc(i.decided_at)} for i in inquiries],
     }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.crm_sync import SKIPPED_PREFIX
+from bridge.timestamps import iso_utc
 from bridge.ingest import CRM_SYNC
 from bridge.store.models import Contact, Inquiry, Job
 
@@ -30,15 +31,12 @@ class InquiryView:
     crm_sync_error: str | None
 
     def as_json(self) -> dict[str, object]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat().replace("+00:00", "Z") if value else None
-
         return {
             "inquiry_id": self.inquiry_id, "status": self.status, "user_type": self.user_type,
             "level": self.level, "email": self.email, "template_id": self.template_id,
-            "reference_id": self.reference_id, "decided_at": iso(self.decided_at),
-            "decided_by_event": self.decided_by, "redacted_at": iso(self.redacted_at),
-            "updated_at": iso(self.updated_at), "crm_sync": self.crm_sync,
+            "reference_id": self.reference_id, "decided_at": iso_utc(self.decided_at),
+            "decided_by_event": self.decided_by, "redacted_at": iso_utc(self.redacted_at),
+            "updated_at": iso_utc(self.updated_at), "crm_sync": self.crm_sync,
             "crm_sync_error": self.crm_sync_error,
         }
 
@@ -138,7 +136,7 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
         waited = (now - since).total_seconds() / 3600
         review_queue.append({
             "inquiry_id": inquiry_id, "user_type": user_type, "level": level,
-            "waiting_since": since.isoformat().replace("+00:00", "Z"), "waiting_hours": round(waited, 2),
+            "waiting_since": iso_utc(since), "waiting_hours": round(waited, 2),
             "overdue": waited > REVIEW_TARGET_HOURS,
         })
     return {

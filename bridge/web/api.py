@@ -28,8 +28,8 @@ def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
 @require_admin_token
 def list_inquiries():  # type: ignore[no-untyped-def]
     rt = runtime()
-    status = request.args.get("status") or None
-    if status and status.replace("-", "_") not in {s.value for s in Status}:
+    status = (request.args.get("status") or "").replace("-", "_") or None  # needs-review too
+    if status and status not in {s.value for s in Status}:
         return error(400, f"unknown status; expected one of {', '.join(s.value for s in Status)}")
     user_type = request.args.get("user_type") or None
     if user_type and user_type not in (*rt.config.user_types, UNKNOWN_USER_TYPE):
@@ -44,7 +44,7 @@ def list_inquiries():  # type: ignore[no-untyped-def]
     except ValueError as exc:
         return error(400, str(exc))
     with transaction(rt.sessions) as session:
-        result = queries.list_inquiries(session, status=status.replace("-", "_") if status else None,
+        result = queries.list_inquiries(session, status=status,
                                         user_type=user_type, email=email, page=page, per_page=per_page)
     return jsonify({
         "items": [view.as_json() for view in result.items],

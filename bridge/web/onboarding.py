@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
@@ -10,16 +9,11 @@ from flask import Blueprint, abort, jsonify, request
 from bridge import emails, link_tokens, onboarding, privacy, queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
-from bridge.web.common import error, require_admin_token, runtime
+from bridge.timestamps import iso_utc
+from bridge.web.common import error, has_admin_token, require_admin_token, runtime
 from bridge.web.limits import limiter, link_key, per_ip, per_link
 
 bp = Blueprint("onboarding", __name__, url_prefix="/api/v1")
-
-
-def _has_admin_token() -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = runtime().settings.admin_token
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
 def _json_body() -> dict[str, Any]:
@@ -69,13 +63,13 @@ def start(req: onboarding.SessionRequest):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/sessions")
-@limiter.limit(per_ip, exempt_when=_has_admin_token)
-@limiter.limit(per_link, key_func=link_key, exempt_when=_has_admin_token)
+@limiter.limit(per_ip, exempt_when=has_admin_token)
+@limiter.limit(per_link, key_func=link_key, exempt_when=has_admin_token)
 def create_session():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
         body = _json_body()
-        trusted = _has_admin_token()  # server to server: the caller reports the visitor's ip and agent
+        trusted = has_admin_token()  # server to server: the caller reports the visitor's ip and agent
         if isinstance(body.get("link_token"), str):
             target = onboarding.resolve_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key,
                                              token=body["link_token"], now=rt.clock())
@@ -121,7 +115,7 @@ def create_link():  # type: ignore[no-untyped-def]
                                      now=rt.clock())
     except onboarding.OnboardingError as exc:
         return error(422, str(exc), field=exc.field)
-    return jsonify({"url": link.url, "expires_at": link.expires_at.isoformat().replace("+00:00", "Z")}), 201
+    return jsonify({"url": link.url, "expires_at": iso_utc(link.expires_at)}), 201
 
 
 def _path_email(raw: str) -> str:
