@@ -1,6 +1,7 @@
-"""The `crm.sync` job's domain side: which contact, which tags. Bring one contact's FluentCRM tags in line with its inquiry's current state.
+"""The domain side of the FluentCRM jobs: which contact gets which tags.
 
-It reads the newest state when it runs, so retries, duplicates and reordering all converge.
+`crm.sync` brings a contact's tags in line with its inquiry's state as it is when the job runs,
+so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.worker).
 """
 
 from __future__ import annotations
