@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-_HEAD = "kyc_audit_head"  # session.info key: the locked head row of this transaction
+_HEAD = "kyc_audit_head"  # session.info key: (transaction, seq, hash) of the head this transaction holds
 HEAD_ID = 1
 # Only these detail keys may be written: a guard against personal data slipping in.
 ALLOWED_DETAIL_KEYS = frozenset({
@@ -40,19 +42,44 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, action: str, subject: str
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+Entry = tuple[str, str, dict[str, DetailValue]]  # action, subject, detail
+
+# Built once: webhook intake appends in every transaction.
+_head = AuditHead.__table__
+_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
+_INSERT_ENTRIES = insert(AuditEntry.__table__)
+_MOVE_HEAD = update(_head).where(_head.c.id == HEAD_ID).values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+
+
 def append(session: Session, action: str, subject: str, detail: dict[str, DetailValue], *, at: datetime) -> int:
-    """Append in the caller's transaction. The head row lock orders appends across processes; it is
-    taken once per transaction and held until commit."""
-    head = session.info.get(_HEAD)
-    if head is None:
-        head = session.info[_HEAD] = session.scalars(
-            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).one()
-    body = canonical_detail(detail)
-    seq = head.seq + 1
-    digest = entry_hash(head.hash, seq, at, action, subject, body)
-    session.add(AuditEntry(seq=seq, at=at, action=action, subject=subject, detail=body,
-                           prev_hash=head.hash, hash=digest))
-    head.seq, head.hash = seq, digest
+    """Append one entry in the caller's transaction; see append_many."""
+    return append_many(session, [(action, subject, detail)], at=at)
+
+
+def append_many(session: Session, entries: Sequence[Entry], *, at: datetime) -> int:
+    """Append entries in order in the caller's transaction; returns the last seq. The head row lock
+    orders appends across processes: it is taken once per transaction and held until commit, so
+    callers take it as late as they can."""
+    if not entries:
+        raise ValueError("nothing to append")
+    bodies = [canonical_detail(detail) for _, _, detail in entries]  # refuse before writing anything
+    connection = session.connection()
+    transaction = session.get_transaction()
+    held = session.info.get(_HEAD)
+    if held is not None and held[0] is transaction:
+        seq, prev_hash = held[1], held[2]
+    else:
+        seq, prev_hash = connection.execute(_LOCK_HEAD).one()
+    rows = []
+    for (action, subject, _), body in zip(entries, bodies):
+        seq += 1
+        digest = entry_hash(prev_hash, seq, at, action, subject, body)
+        rows.append({"seq": seq, "at": at, "action": action, "subject": subject, "detail": body,
+                     "prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    connection.execute(_INSERT_ENTRIES, rows)
+    connection.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev_hash})
+    session.info[_HEAD] = (transaction, seq, prev_hash)
     return seq
 
 

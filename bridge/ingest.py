@@ -3,16 +3,20 @@
 Calls to other systems never happen here (Persona's deadline is 5 s); they are jobs for the worker.
 Several events may share one transaction (see bridge.group_commit): a 200 for any of them is only
 sent after that transaction commits.
+
+This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements
+rather than the ORM unit of work: a batch reads what it needs in four queries, decides every state
+change in memory, then writes each table with one statement. The global audit lock is taken last.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, inspect, select
-from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,145 +49,247 @@ def ingest_many(sessions: sessionmaker[Session], config: Config, items: Sequence
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with transaction(sessions) as session:
-                return _ingest_all(session, config, items, now)
+                return _Batch(session, config, now).run(items)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-def _ingest_all(session: Session, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
-                now: datetime) -> list[IngestResult]:
-    known = set(session.scalars(select(Event.event_id).where(Event.event_id.in_({e.event_id for e, _ in items}))))
-    inquiry_ids = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry and e.event_id not in known})
-    inquiries: dict[str, Inquiry] = {}
-    if inquiry_ids:
-        # One statement, in a fixed order: concurrent batches lock shared inquiries without deadlocking.
-        rows = session.scalars(select(Inquiry).where(Inquiry.inquiry_id.in_(inquiry_ids))
-                               .order_by(Inquiry.inquiry_id).with_for_update())
-        inquiries = {row.inquiry_id: row for row in rows}
-        queue.prefetch_waiting(session, inquiry_ids)
-    contacts = _known_contacts(session, [e.inquiry for e, _ in items if e.inquiry and e.event_id not in known])
-    results, records = [], []
-    # Nothing below needs to read back what it wrote: one flush at commit sends the inserts in batches.
-    with session.no_autoflush:
-        for event, body in items:
-            results.append(_ingest_one(session, config, event, body, known, inquiries, contacts, records, now))
-    if records:
-        session.execute(insert(Event), records)  # one multi-row INSERT for the batch
-    return results
+# -- statements, built once -------------------------------------------------------------------
+
+_events, _inquiries, _contacts = Event.__table__, Inquiry.__table__, Contact.__table__
+
+_KNOWN_EVENTS = select(_events.c.event_id).where(_events.c.event_id.in_(bindparam("ids", expanding=True)))
+# One statement, in a fixed order: concurrent batches lock shared inquiries without deadlocking.
+_LOCK_INQUIRIES = (
+    select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
+           _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
+           _inquiries.c.redacted_at)
+    .where(_inquiries.c.inquiry_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_inquiries.c.inquiry_id).with_for_update()
+)
+_FIND_CONTACTS = select(_contacts.c.id, _contacts.c.email, _contacts.c.reference_id, _contacts.c.first_name).where(
+    _contacts.c.reference_id.in_(bindparam("refs", expanding=True))
+    | _contacts.c.email.in_(bindparam("emails", expanding=True)))
+_INSERT_CONTACTS = insert(_contacts).returning(_contacts.c.id, sort_by_parameter_order=True)
+_NAME_CONTACTS = (update(_contacts).where(_contacts.c.id == bindparam("b_id"))
+                  .values(first_name=bindparam("b_first_name"), updated_at=bindparam("b_now")))
+_INSERT_INQUIRIES = insert(_inquiries)
+_UPDATE_INQUIRIES = update(_inquiries).where(_inquiries.c.id == bindparam("b_id")).values(
+    contact_id=bindparam("b_contact_id"), reference_id=bindparam("b_reference_id"), status=bindparam("b_status"),
+    decided_at=bindparam("b_decided_at"), decided_by=bindparam("b_decided_by"),
+    redacted_at=bindparam("b_redacted_at"), updated_at=bindparam("b_now"))
+_INSERT_EVENTS = insert(_events)
 
 
-def _ingest_one(session: Session, config: Config, event: PersonaEvent, body: bytes, known: set[str],
-                inquiries: dict[str, Inquiry], contacts: dict[str, Contact], records: list[dict[str, object]],
-                now: datetime) -> IngestResult:
-    if event.event_id in known:
-        return IngestResult(duplicate=True)
-    known.add(event.event_id)
-    record: dict[str, object] = {
-        "event_id": event.event_id, "name": event.name, "inquiry_id": event.related_inquiry_id,
-        "created_at": event.created_at, "received_at": now, "applied": False,
-        "payload": body.decode("utf-8", errors="replace"),
-    }
-    records.append(record)
-    changed = event.inquiry is not None and _apply_to_inquiry(
-        session, config, event, event.inquiry, record, inquiries, contacts, now)
-    return IngestResult(duplicate=False, status_changed=changed)
+# -- the batch ---------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _ContactRow:
+    id: int | None  # None until inserted
+    email: str | None
+    first_name: str | None
+    reference_id: str | None = None
+    renamed: bool = False  # first name learnt from this batch
 
 
-def _known_contacts(session: Session, snapshots: list[InquirySnapshot]) -> dict[str, Contact]:
-    """The contacts these events may link to, keyed `ref:<reference id>` and `email:<email>`."""
-    references = {s.reference_id for s in snapshots if s.reference_id}
-    addresses = {e for e in (emails.normalize(s.email) for s in snapshots) if e}
-    if not references and not addresses:
-        return {}
-    found = session.scalars(select(Contact).where(
-        Contact.reference_id.in_(references) | Contact.email.in_(addresses)))
-    contacts: dict[str, Contact] = {}
-    for contact in found:
-        if contact.reference_id:
-            contacts[f"ref:{contact.reference_id}"] = contact
-        if contact.email:
-            contacts[f"email:{contact.email}"] = contact
-    return contacts
+@dataclass(eq=False)
+class _InquiryRow:
+    id: int | None  # None: new in this batch
+    inquiry_id: str
+    user_type: str
+    status: str
+    contact_id: int | None = None
+    contact: _ContactRow | None = None  # linked in this batch
+    reference_id: str | None = None
+    template_id: str | None = None
+    level: str | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    redacted_at: datetime | None = None
+    changed: bool = False
+
+    @property
+    def state(self) -> states.InquiryState:
+        return states.InquiryState(states.Status(self.status), self.decided_at, self.decided_by)
 
 
-def _apply_to_inquiry(session: Session, config: Config, event: PersonaEvent, snapshot: InquirySnapshot,
-                      record: dict[str, object], inquiries: dict[str, Inquiry], contacts: dict[str, Contact],
-                      now: datetime) -> bool:
-    inquiry = inquiries.get(snapshot.inquiry_id)
-    reported = states.status_of_event(event.name, snapshot.status)
-    if inquiry is None:
-        # A first event that reports no status of its own (a redaction) still shows the current one.
-        initial = reported or states.normalize_status(snapshot.status)
-        if initial is None:
+@dataclass
+class _Batch:
+    session: Session
+    config: Config
+    now: datetime
+    known: set[str] = field(default_factory=set)  # event ids stored before or earlier in the batch
+    inquiries: dict[str, _InquiryRow] = field(default_factory=dict)
+    contacts: dict[str, _ContactRow] = field(default_factory=dict)  # keyed `ref:<id>` and `email:<email>`
+    new_contacts: list[_ContactRow] = field(default_factory=list)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    audit_entries: list[audit.Entry] = field(default_factory=list)
+    job_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
+        connection = self.session.connection()
+        self._read(connection, items)
+        results = [self._ingest_one(event, body) for event, body in items]
+        self._write(connection)
+        return results
+
+    # reads: known event ids, the batch's inquiries (locked), the contacts they may link to
+    def _read(self, connection: Connection, items: Sequence[tuple[PersonaEvent, bytes]]) -> None:
+        self.known = set(connection.scalars(_KNOWN_EVENTS, {"ids": list({e.event_id for e, _ in items})}))
+        snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
+        inquiry_ids = sorted({s.inquiry_id for s in snapshots})
+        if inquiry_ids:
+            for row in connection.execute(_LOCK_INQUIRIES, {"ids": inquiry_ids}):
+                self.inquiries[row.inquiry_id] = _InquiryRow(**row._asdict())
+        unlinked = [s for s in snapshots
+                    if s.inquiry_id not in self.inquiries or self.inquiries[s.inquiry_id].contact_id is None]
+        references = {s.reference_id for s in unlinked if s.reference_id}
+        addresses = {e for e in (emails.normalize(s.email) for s in unlinked) if e}
+        if references or addresses:
+            for row in connection.execute(_FIND_CONTACTS, {"refs": list(references), "emails": list(addresses)}):
+                contact = _ContactRow(row.id, row.email, row.first_name, row.reference_id)
+                if contact.reference_id:
+                    self.contacts[f"ref:{contact.reference_id}"] = contact
+                if contact.email:
+                    self.contacts[f"email:{contact.email}"] = contact
+
+    def _ingest_one(self, event: PersonaEvent, body: bytes) -> IngestResult:
+        if event.event_id in self.known:
+            return IngestResult(duplicate=True)
+        self.known.add(event.event_id)
+        record: dict[str, Any] = {
+            "event_id": event.event_id, "name": event.name, "inquiry_id": event.related_inquiry_id,
+            "created_at": event.created_at, "received_at": self.now, "applied": False,
+            "payload": body.decode("utf-8", errors="replace"),
+        }
+        self.event_rows.append(record)
+        changed = event.inquiry is not None and self._apply(event, event.inquiry, record)
+        return IngestResult(duplicate=False, status_changed=changed)
+
+    def _apply(self, event: PersonaEvent, snapshot: InquirySnapshot, record: dict[str, Any]) -> bool:
+        inquiry = self.inquiries.get(snapshot.inquiry_id)
+        reported = states.status_of_event(event.name, snapshot.status)
+        if inquiry is None:
+            # A first event that reports no status of its own (a redaction) still shows the current one.
+            initial = reported or states.normalize_status(snapshot.status)
+            if initial is None:
+                return False
+            inquiry = self.inquiries[snapshot.inquiry_id] = self._new_inquiry(snapshot, initial)
+            current = states.InquiryState(status=initial if reported is None else None)
+        else:
+            current = inquiry.state
+        self._link_contact(inquiry, snapshot)
+        if snapshot.reference_id and not inquiry.reference_id:
+            inquiry.reference_id, inquiry.changed = snapshot.reference_id, True
+        if event.name == states.REDACTED_EVENT and inquiry.redacted_at is None:
+            inquiry.redacted_at, inquiry.changed = snapshot.redacted_at or event.created_at, True
+            self.audit_entries.append(("inquiry.redacted", inquiry.inquiry_id, {"event_id": event.event_id}))
+
+        if reported is None:
             return False
-        inquiry = inquiries[snapshot.inquiry_id] = _new_inquiry(config, snapshot, initial)
-        session.add(inquiry)
-        current = states.InquiryState(status=initial if reported is None else None)
-    else:
-        current = states.InquiryState(states.Status(inquiry.status), inquiry.decided_at, inquiry.decided_by)
-    _link_contact(session, inquiry, snapshot, contacts, now)
-    if snapshot.reference_id and not inquiry.reference_id:
-        inquiry.reference_id = snapshot.reference_id
-    if event.name == states.REDACTED_EVENT and inquiry.redacted_at is None:
-        inquiry.redacted_at = snapshot.redacted_at or event.created_at
-        audit.append(session, "inquiry.redacted", inquiry.inquiry_id, {"event_id": event.event_id}, at=now)
+        transition = states.apply(current, reported, event.created_at, event.event_id)
+        record["applied"] = transition.applied
+        if transition.applied:
+            decided = transition.state
+            inquiry.status = decided.status.value  # type: ignore[union-attr]
+            inquiry.decided_at, inquiry.decided_by, inquiry.changed = decided.decided_at, decided.decided_by, True
+        # A status seen only on a redaction was never decided by an event, so it was never synced.
+        changed = transition.status_changed or (transition.applied and current.decided_by is None)
+        if changed:
+            self._on_status_change(inquiry, current.status, event)
+        return changed
 
-    if reported is None:
-        return False
-    transition = states.apply(current, reported, event.created_at, event.event_id)
-    record["applied"] = transition.applied
-    if transition.applied:
-        inquiry.status = transition.state.status.value  # type: ignore[union-attr]
-        inquiry.decided_at = transition.state.decided_at
-        inquiry.decided_by = transition.state.decided_by
-    # A status seen only on a redaction was never decided by an event, so it was never synced.
-    changed = transition.status_changed or (transition.applied and current.decided_by is None)
-    if changed:
-        _on_status_change(session, config, inquiry, current.status, event, now)
-    return changed
+    def _new_inquiry(self, snapshot: InquirySnapshot, status: states.Status) -> _InquiryRow:
+        user_type = self.config.user_type_for_template(snapshot.template_id)
+        return _InquiryRow(
+            id=None, inquiry_id=snapshot.inquiry_id, template_id=snapshot.template_id,
+            user_type=user_type.name if user_type else UNKNOWN_USER_TYPE,
+            level=user_type.level if user_type else None, status=status.value,
+        )
+
+    def _link_contact(self, inquiry: _InquiryRow, snapshot: InquirySnapshot) -> None:
+        """Attach the inquiry to its contact: by our opaque reference id first (set at onboarding),
+        else by the email in the payload, creating that contact when it is new."""
+        if inquiry.contact_id is not None or inquiry.contact is not None:
+            return  # linked before, or earlier in this batch
+        contact = self.contacts.get(f"ref:{snapshot.reference_id}") if snapshot.reference_id else None
+        email = emails.normalize(snapshot.email)
+        if contact is None and email is not None:
+            contact = self.contacts.get(f"email:{email}")
+            if contact is None:
+                # a concurrent first insert of this email fails at commit; ingest_many() retries
+                contact = self.contacts[f"email:{email}"] = _ContactRow(None, email, snapshot.first_name)
+                self.new_contacts.append(contact)
+            elif snapshot.first_name and not contact.first_name:
+                contact.first_name, contact.renamed = snapshot.first_name, True
+        if contact is not None:
+            inquiry.contact, inquiry.changed = contact, True
+
+    def _on_status_change(self, inquiry: _InquiryRow, previous: states.Status | None, event: PersonaEvent) -> None:
+        self.audit_entries.append(("inquiry.status", inquiry.inquiry_id, {
+            "event_id": event.event_id, "from": previous.value if previous else None,
+            "to": inquiry.status, "user_type": inquiry.user_type,
+        }))
+        # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
+        self._enqueue(CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
+        # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new status.
+        payload = notify.status_change_payload(inquiry.inquiry_id, inquiry.status, occurred_at=event.created_at)
+        if payload is not None:
+            self._enqueue(notify.N8N_EVENT, inquiry.inquiry_id, payload)
+
+    def _enqueue(self, kind: str, inquiry_id: str, payload: dict[str, Any]) -> None:
+        self.job_rows.append(queue.job_row(kind, inquiry_id=inquiry_id, payload=payload,
+                                           max_attempts=self.config.max_attempts, now=self.now))
+
+    # writes: one statement per table, parents first, the audit head last
+    def _write(self, connection: Connection) -> None:
+        now = self.now
+        if self.new_contacts:
+            rows = [{"email": c.email, "first_name": c.first_name, "created_at": now, "updated_at": now}
+                    for c in self.new_contacts]
+            for contact, (contact_id,) in zip(self.new_contacts, connection.execute(_INSERT_CONTACTS, rows)):
+                contact.id = contact_id
+        renamed = [{"b_id": c.id, "b_first_name": c.first_name, "b_now": now}
+                   for c in set(self.contacts.values()) if c.renamed and c.id is not None]
+        if renamed:
+            connection.execute(_NAME_CONTACTS, renamed)
+        changed = [i for i in self.inquiries.values() if i.changed or i.id is None]
+        for inquiry in changed:
+            if inquiry.contact is not None:
+                inquiry.contact_id = inquiry.contact.id
+        new = [_inquiry_values(i, now) for i in changed if i.id is None]
+        if new:
+            connection.execute(_INSERT_INQUIRIES, new)
+        updates = [{"b_id": i.id, "b_contact_id": i.contact_id, "b_reference_id": i.reference_id,
+                    "b_status": i.status, "b_decided_at": i.decided_at, "b_decided_by": i.decided_by,
+                    "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
+        if updates:
+            connection.execute(_UPDATE_INQUIRIES, updates)
+        self._add_jobs()
+        if self.event_rows:
+            connection.execute(_INSERT_EVENTS, self.event_rows)
+        if self.audit_entries:
+            audit.append_many(self.session, self.audit_entries, at=now)
+
+    def _add_jobs(self) -> None:
+        """Queue the batch's jobs, skipping any identical to one still waiting (coalescing)."""
+        stored = [i.inquiry_id for i in self.inquiries.values() if i.id is not None]  # new ones have no jobs yet
+        waiting = queue.waiting_keys(self.session, {r["inquiry_id"] for r in self.job_rows} & set(stored))
+        rows = []
+        for row in self.job_rows:
+            key = queue.waiting_key(row)
+            if key not in waiting:
+                waiting.add(key)
+                rows.append(row)
+        queue.add_many(self.session, rows)
 
 
-def _new_inquiry(config: Config, snapshot: InquirySnapshot, status: states.Status) -> Inquiry:
-    user_type = config.user_type_for_template(snapshot.template_id)
-    return Inquiry(
-        inquiry_id=snapshot.inquiry_id, template_id=snapshot.template_id,
-        user_type=user_type.name if user_type else UNKNOWN_USER_TYPE,
-        level=user_type.level if user_type else None,
-        status=status.value, decided_at=None, decided_by=None,
-    )
-
-
-def _link_contact(session: Session, inquiry: Inquiry, snapshot: InquirySnapshot, contacts: dict[str, Contact],
-                  now: datetime) -> None:
-    """Attach the inquiry to its contact: by our opaque reference id first (set at onboarding),
-    else by the email in the payload, creating that contact when it is new."""
-    if inquiry.contact_id is not None or inspect(inquiry).attrs.contact.loaded_value not in (None, NO_VALUE):
-        return  # linked before, or earlier in this batch
-    contact = contacts.get(f"ref:{snapshot.reference_id}") if snapshot.reference_id else None
-    email = emails.normalize(snapshot.email)
-    if contact is None and email is not None:
-        contact = contacts.get(f"email:{email}")
-        if contact is None:
-            # a concurrent first insert of this email fails at commit; ingest_many() retries
-            contact = contacts[f"email:{email}"] = Contact(email=email, first_name=snapshot.first_name,
-                                                           created_at=now, updated_at=now)
-            session.add(contact)
-        elif snapshot.first_name and not contact.first_name:
-            contact.first_name = snapshot.first_name
-    if contact is not None:
-        inquiry.contact = contact
-
-
-def _on_status_change(session: Session, config: Config, inquiry: Inquiry, previous: states.Status | None,
-                      event: PersonaEvent, now: datetime) -> None:
-    audit.append(session, "inquiry.status", inquiry.inquiry_id, {
-        "event_id": event.event_id, "from": previous.value if previous else None,
-        "to": inquiry.status, "user_type": inquiry.user_type,
-    }, at=now)
-    # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
-    queue.enqueue(session, CRM_SYNC, inquiry_id=inquiry.inquiry_id, payload={"inquiry_id": inquiry.inquiry_id},
-                  max_attempts=config.max_attempts, now=now, coalesce=True)
-    # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new status.
-    notify.on_status_change(session, config, inquiry, occurred_at=event.created_at, now=now)
+def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:
+    return {
+        "inquiry_id": inquiry.inquiry_id, "contact_id": inquiry.contact_id, "reference_id": inquiry.reference_id,
+        "template_id": inquiry.template_id, "user_type": inquiry.user_type, "level": inquiry.level,
+        "status": inquiry.status, "decided_at": inquiry.decided_at, "decided_by": inquiry.decided_by,
+        "redacted_at": inquiry.redacted_at, "created_at": now, "updated_at": now,
+    }

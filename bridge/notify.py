@@ -31,17 +31,13 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def on_status_change(session: Session, config: Config, inquiry: Inquiry, *, occurred_at: datetime,
-                     now: datetime) -> bool:
-    """Queue the event for an inquiry's new status (approved, declined, failed, needs review,
-    expired; other statuses send nothing). In the caller's transaction."""
-    type_ = events_out.type_for_status(inquiry.status)
+def status_change_payload(inquiry_id: str, status: str, *, occurred_at: datetime) -> dict[str, Any] | None:
+    """The `n8n.event` job payload for an inquiry's new status (approved, declined, failed, needs
+    review, expired); None for statuses that send nothing."""
+    type_ = events_out.type_for_status(status)
     if type_ is None:
-        return False
-    payload = {"type": type_, "inquiry_id": inquiry.inquiry_id, "status": inquiry.status,
-               "occurred_at": events_out.iso(occurred_at)}
-    return queue.enqueue(session, N8N_EVENT, inquiry_id=inquiry.inquiry_id, payload=payload,
-                         max_attempts=config.max_attempts, now=now, coalesce=True)
+        return None
+    return {"type": type_, "inquiry_id": inquiry_id, "status": status, "occurred_at": events_out.iso(occurred_at)}
 
 
 def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:

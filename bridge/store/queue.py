@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.store.models import Job
@@ -28,51 +29,60 @@ class ClaimedJob:
     lease_token: str
 
 
+def job_row(kind: str, *, inquiry_id: str | None, payload: dict[str, Any], max_attempts: int,
+            now: datetime) -> dict[str, Any]:
+    """The column values of a new queued job."""
+    return {"kind": kind, "inquiry_id": inquiry_id, "payload": _encode(payload), "state": QUEUED, "attempts": 0,
+            "max_attempts": max_attempts, "run_after": now, "created_at": now, "updated_at": now}
+
+
+def waiting_key(row: dict[str, Any]) -> tuple[str, str | None, str]:
+    """What makes two not-yet-started jobs the same work (for coalescing)."""
+    return row["kind"], row["inquiry_id"], row["payload"]
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+_jobs = Job.__table__
+_NOT_STARTED = (_jobs.c.state == QUEUED) & (_jobs.c.attempts == 0)
+_WAITING_FOR = select(_jobs.c.kind, _jobs.c.inquiry_id, _jobs.c.payload).where(
+    _jobs.c.inquiry_id.in_(bindparam("inquiry_ids", expanding=True)), _NOT_STARTED)
+_SAME_WORK = select(_jobs.c.id).where(_jobs.c.kind == bindparam("kind"), _jobs.c.payload == bindparam("payload"),
+                                      _NOT_STARTED).limit(1)
+# `= NULL` matches nothing, and IS NOT DISTINCT FROM cannot use PostgreSQL's index: one statement each.
+_WAITING_SAME = {True: _SAME_WORK.where(_jobs.c.inquiry_id.is_(None)),
+                 False: _SAME_WORK.where(_jobs.c.inquiry_id == bindparam("inquiry_id"))}
+_INSERT = insert(_jobs)
+
+
 def enqueue(
     session: Session, kind: str, *, inquiry_id: str | None, payload: dict[str, Any],
     max_attempts: int, now: datetime, coalesce: bool = False,
 ) -> bool:
     """Add a job in the caller's transaction. `coalesce`: skip when an identical job is still
     queued (it will read the newest state when it runs). Returns whether a job was added."""
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    key = (kind, inquiry_id, body)
-    if coalesce:
-        prefetched: _Waiting | None = session.info.get(_WAITING)
-        if prefetched is not None and inquiry_id in prefetched.inquiry_ids:
-            waiting = key in prefetched.keys
-        else:
-            waiting = session.scalar(
-                select(Job.id).where(
-                    Job.kind == kind, Job.inquiry_id == inquiry_id, Job.state == QUEUED, Job.attempts == 0,
-                    Job.payload == body,
-                ).limit(1)
-            ) is not None
-        if waiting:
-            return False
-    if _WAITING in session.info:
-        session.info[_WAITING].keys.add(key)
-    session.add(Job(kind=kind, inquiry_id=inquiry_id, payload=body, state=QUEUED, attempts=0,
-                    max_attempts=max_attempts, run_after=now, created_at=now, updated_at=now))
+    row = job_row(kind, inquiry_id=inquiry_id, payload=payload, max_attempts=max_attempts, now=now)
+    connection = session.connection()
+    if coalesce and connection.execute(_WAITING_SAME[inquiry_id is None], row).first() is not None:
+        return False
+    connection.execute(_INSERT, row)
     return True
 
 
-_WAITING = "kyc_waiting_jobs"
+def waiting_keys(session: Session, inquiry_ids: Collection[str]) -> set[tuple[str, str | None, str]]:
+    """The `waiting_key`s of the not-yet-started jobs of these inquiries (one query for a batch)."""
+    if not inquiry_ids:
+        return set()
+    rows = session.connection().execute(_WAITING_FOR, {"inquiry_ids": list(inquiry_ids)})
+    return {(kind, inquiry_id, payload) for kind, inquiry_id, payload in rows}
 
 
-@dataclass
-class _Waiting:
-    inquiry_ids: set[str | None]
-    keys: set[tuple[str, str | None, str]]
-
-
-def prefetch_waiting(session: Session, inquiry_ids: list[str]) -> None:
-    """Read the not-yet-started jobs of these inquiries once, so that coalescing enqueues in a
-    batch need no query each (kept in the session for its transaction)."""
-    rows = session.execute(
-        select(Job.kind, Job.inquiry_id, Job.payload)
-        .where(Job.inquiry_id.in_(inquiry_ids), Job.state == QUEUED, Job.attempts == 0)
-    ).all()
-    session.info[_WAITING] = _Waiting(set(inquiry_ids), {(k, i, p) for k, i, p in rows})
+def add_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert `job_row`s in the caller's transaction, in one statement."""
+    if rows:
+        session.connection().execute(_INSERT, rows)
 
 
 def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int) -> list[ClaimedJob]:
