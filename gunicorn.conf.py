@@ -5,6 +5,7 @@ import logging
 import multiprocessing
 import os
 
+from bridge.heap import freeze_startup_objects
 from bridge.logs import RedactEmails
 
 wsgi_app = "bridge.wsgi:app"
@@ -38,3 +39,7 @@ def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
 
 def post_fork(server, worker):  # noqa: ARG001 - gunicorn hook signature
     _redact_gunicorn_logs()
+
+
+def post_worker_init(worker):  # noqa: ARG001 - gunicorn hook signature; runs after the app is loaded
+    freeze_startup_objects()

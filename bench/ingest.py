@@ -439,6 +439,7 @@ class Plan:
     steady_seconds: float
     warmup: int
     wait_quiet: float = 0.0
+    latency_dir: Path | None = None
 
     @property
     def steady_count(self) -> int:
@@ -525,6 +526,9 @@ def drive(procs: Processes, server: Server, store: Store | None, requests_file: 
     cmd = [sys.executable, str(LOADGEN), "--port", str(server.port), "--requests-file", str(requests_file),
            "--first", str(first), "--warmup", str(warmup), "--mode", mode, "--count", str(count),
            "--connections", str(plan.connections), "--duration", str(plan.duration), "--rate", str(plan.rate)]
+    if plan.latency_dir is not None:
+        plan.latency_dir.mkdir(parents=True, exist_ok=True)
+        cmd += ["--latency-file", str(plan.latency_dir / f"{server.name}-{mode}.csv")]
     gen = procs.start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert gen.stdin is not None and gen.stdout is not None
@@ -769,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-quiet", type=float, metavar="SECONDS",
                     help="before each timed run, wait up to this long for other processes to go quiet "
                          "(on a shared machine; default 10, 0 with --quick); the load seen is reported either way")
+    ap.add_argument("--latency-dir", type=Path, metavar="DIR",
+                    help="write each timed run's per-request latencies to DIR/<target>-<mode>.csv")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -788,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         steady_seconds=args.steady_seconds or (3.0 if args.quick else 10.0),
         warmup=200 if args.quick else 500,
         wait_quiet=args.wait_quiet if args.wait_quiet is not None else (0.0 if args.quick else 10.0),
+        latency_dir=args.latency_dir,
     )
 
     signal.signal(signal.SIGTERM, _terminate)

@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--duration", type=float, default=15.0, help="closed mode: stop sending after this")
     ap.add_argument("--rate", type=float, default=200.0, help="open mode: requests per second")
+    ap.add_argument("--latency-file", help="write one CSV line per timed request: index, status, latency ms")
     args = ap.parse_args(argv)
 
     with open(args.requests_file, "rb") as fh:
@@ -362,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     runner.close_all()
 
     result = summarize(runner, timed_first, issued, elapsed)
+    if args.latency_file:
+        with open(args.latency_file, "w") as fh:
+            fh.write("index,status,latency_ms\n")
+            for i in range(timed_first, timed_first + issued):
+                fh.write(f"{i - timed_first},{runner.status[i]},{runner.latency[i] * 1e3:.3f}\n")
     result["mode"] = args.mode
     result["connections"] = args.connections
     result["reconnects"] = runner.reconnects

@@ -1,19 +1,21 @@
 """Group commit for webhook intake: events arriving together share one transaction.
 
-Each request hands its verified, parsed event to this process's committer thread and waits. The
-thread takes everything that is waiting, stores it with `ingest.ingest_many` in one transaction,
-and only after COMMIT wakes the requests with their results, so a 200 still means "durably
-stored". Under load one commit (and one fsync, one audit-head lock) serves many events; alone, an
-event is committed at once, with no added wait.
+A request that finds nobody committing becomes the leader: it stores its own event, and whatever
+else is waiting, with `ingest.ingest_many` in one transaction. Requests arriving meanwhile queue
+up; when the leader's commit is done it wakes them with their results and hands the lead to the
+first of the next queue, which commits that whole queue as one batch. A 200 still means "durably
+stored": nobody learns its result before the COMMIT that holds its event.
+
+Alone, an event is committed at once by its own request thread (no hand-off to another thread,
+which costs a wake-up and a wait for the GIL); under load one commit (one fsync, one audit-head
+lock) serves many events.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from collections import deque
 
 from bridge import ingest
 from bridge.persona.events import PersonaEvent
@@ -25,51 +27,83 @@ MAX_BATCH = 64
 WAIT_SECONDS = 30  # Persona gives up after 5 s anyway; past this the store is hanging
 
 
+class _Waiting:
+    __slots__ = ("body", "error", "event", "lead", "result", "woken")
+
+    def __init__(self, event: PersonaEvent, body: bytes):
+        self.event, self.body = event, body
+        self.woken = threading.Event()
+        self.result: ingest.IngestResult | None = None
+        self.error: BaseException | None = None
+        self.lead = False  # woken to commit the next batch rather than with a result
+
+
 class GroupCommitter:
     def __init__(self, runtime) -> None:  # type: ignore[no-untyped-def]
         self.runtime = runtime
-        self._waiting: queue.SimpleQueue[tuple[PersonaEvent, bytes, Future[ingest.IngestResult]]] = queue.SimpleQueue()
-        self._started_in: int | None = None
         self._lock = threading.Lock()
+        self._queue: deque[_Waiting] = deque()
+        self._committing = False
 
     def submit(self, event: PersonaEvent, body: bytes) -> ingest.IngestResult:
         """Store one event (with whatever else is waiting); raises StoreUnavailable on failure."""
-        future: Future[ingest.IngestResult] = Future()
-        self._waiting.put((event, body, future))
-        self._ensure_thread()
-        try:
-            return future.result(timeout=WAIT_SECONDS)
-        except FutureTimeout:
-            raise StoreUnavailable("no commit within the deadline") from None
-
-    def _ensure_thread(self) -> None:
-        # Started lazily, in the process that serves (gunicorn forks workers after import).
-        if self._started_in == os.getpid():
-            return
+        me = _Waiting(event, body)
         with self._lock:
-            if self._started_in != os.getpid():
-                threading.Thread(target=self._run, name="kyc-group-commit", daemon=True).start()
-                self._started_in = os.getpid()
-
-    def _run(self) -> None:
+            self._queue.append(me)
+            lead = not self._committing
+            self._committing = True
         while True:
-            batch = [self._waiting.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(batch)
+            if lead:
+                self._commit_next_batch()
+            elif not me.woken.wait(WAIT_SECONDS):
+                self._give_up(me)
+            if me.lead and me.result is None and me.error is None:
+                me.lead, lead = False, True
+                me.woken.clear()
+                continue
+            if me.error is not None:
+                raise me.error
+            assert me.result is not None
+            return me.result
 
-    def _commit(self, batch: list[tuple[PersonaEvent, bytes, Future[ingest.IngestResult]]]) -> None:
+    def _give_up(self, me: _Waiting) -> None:
+        """No result within the deadline: leave the queue, unless the lead was just handed to us."""
+        with self._lock:
+            if me.lead:
+                return
+            if me in self._queue:
+                self._queue.remove(me)
+        raise StoreUnavailable("no commit within the deadline")
+
+    def _commit_next_batch(self) -> None:
+        with self._lock:
+            batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+        try:
+            self._commit(batch)
+        finally:  # whatever happened, the waiting requests are answered and someone leads next
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                else:
+                    successor = None
+                    self._committing = False
+            for waiting in batch:
+                waiting.woken.set()
+            if successor is not None:
+                successor.woken.set()
+
+    def _commit(self, batch: list[_Waiting]) -> None:
         rt = self.runtime
         try:
-            results = ingest.ingest_many(rt.sessions, rt.config, [(e, b) for e, b, _ in batch], now=rt.clock())
-        except Exception as exc:  # every waiting request learns of it; nothing was committed
+            results = ingest.ingest_many(rt.sessions, rt.config, [(w.event, w.body) for w in batch], now=rt.clock())
+        except BaseException as exc:  # every waiting request learns of it; nothing was committed
             if not isinstance(exc, StoreUnavailable):
                 log.exception("group commit of %d event(s) failed", len(batch))
-            for _, _, future in batch:
-                future.set_exception(exc)
+            for waiting in batch:
+                waiting.error = exc
+            if not isinstance(exc, Exception):
+                raise
             return
-        for (_, _, future), result in zip(batch, results):
-            future.set_result(result)
+        for waiting, result in zip(batch, results):
+            waiting.result = result

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 
-from bridge import logs
+from bridge import heap, logs
 
 
 class SingleProcessServer(BaseApplication):
@@ -38,3 +38,4 @@ def _start_outbox_worker(worker: Any) -> None:
 
     logs.configure()
     start_in_thread(worker.wsgi.extensions["kyc_bridge"])
+    heap.freeze_startup_objects()

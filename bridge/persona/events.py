@@ -7,6 +7,7 @@ Reads both payload generations: pre-2025 inquiries carry top-level PII attribute
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class PersonaEvent:
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen keys arrive in every webhook
 def canonical_key(key: str) -> str:
     """`reference_id`, `referenceId` and `reference-id` all become `reference-id`."""
     return _CAMEL_BOUNDARY.sub("-", key).replace("_", "-").lower()

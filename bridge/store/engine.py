@@ -45,6 +45,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoint little and often: the committing writer copies the WAL into the database and syncs
+    # it while holding the write lock; 1000 pages (the default) made that a stall of its own.
+    cursor.execute("PRAGMA wal_autocheckpoint=100")
     cursor.close()
 
 

@@ -35,9 +35,9 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
 
 def register_blueprints(app: Flask) -> None:
     from bridge.web import api, health, onboarding, verify, webhooks
-    from bridge.web.limits import limiter
+    from bridge.web import limits
 
-    limiter.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(onboarding.bp)
