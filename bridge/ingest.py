@@ -5,8 +5,9 @@ Several events may share one transaction (see bridge.group_commit): a 200 for an
 sent after that transaction commits.
 
 This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements
-rather than the ORM unit of work: a batch reads what it needs in four queries, decides every state
-change in memory, then writes each table with one statement. The global audit lock is taken last.
+rather than the ORM unit of work: a batch reads what it needs in at most three queries, decides every
+state change in memory, then writes each table with one statement and takes the global audit lock
+last.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ _KNOWN_EVENTS = select(_events.c.event_id).where(_events.c.event_id.in_(bindpara
 _LOCK_INQUIRIES = (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
-           _inquiries.c.redacted_at)
+           _inquiries.c.redacted_at, queue.not_started(CRM_SYNC, _inquiries.c.inquiry_id).label("sync_waiting"))
     .where(_inquiries.c.inquiry_id.in_(bindparam("ids", expanding=True)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 )
@@ -108,6 +109,7 @@ class _InquiryRow:
     decided_at: datetime | None = None
     decided_by: str | None = None
     redacted_at: datetime | None = None
+    sync_waiting: bool = False  # a CRM sync is queued and not started: it will read the new state
     changed: bool = False
 
     @property
@@ -233,8 +235,11 @@ class _Batch:
             "to": inquiry.status, "user_type": inquiry.user_type,
         }))
         # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
-        self._enqueue(CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
-        # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new status.
+        if not inquiry.sync_waiting:
+            inquiry.sync_waiting = True
+            self._enqueue(CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
+        # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new
+        # status and the time of the event that decided it: never the same twice for one inquiry.
         payload = notify.status_change_payload(inquiry.inquiry_id, inquiry.status, occurred_at=event.created_at)
         if payload is not None:
             self._enqueue(notify.N8N_EVENT, inquiry.inquiry_id, payload)
@@ -267,23 +272,11 @@ class _Batch:
                     "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
         if updates:
             connection.execute(_UPDATE_INQUIRIES, updates)
-        self._add_jobs()
+        queue.add_many(self.session, self.job_rows)
         if self.event_rows:
             connection.execute(_INSERT_EVENTS, self.event_rows)
         if self.audit_entries:
             audit.append_many(self.session, self.audit_entries, at=now)
-
-    def _add_jobs(self) -> None:
-        """Queue the batch's jobs, skipping any identical to one still waiting (coalescing)."""
-        stored = [i.inquiry_id for i in self.inquiries.values() if i.id is not None]  # new ones have no jobs yet
-        waiting = queue.waiting_keys(self.session, {r["inquiry_id"] for r in self.job_rows} & set(stored))
-        rows = []
-        for row in self.job_rows:
-            key = queue.waiting_key(row)
-            if key not in waiting:
-                waiting.add(key)
-                rows.append(row)
-        queue.add_many(self.session, rows)
 
 
 def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:

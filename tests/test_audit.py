@@ -85,3 +85,28 @@ def test_cli_verify(client, config, runtime, monkeypatch):
         session.execute(sa.update(AuditEntry).where(AuditEntry.seq == 1).values(action="inquiry.tampered"))
     broken = CliRunner().invoke(main, ["audit", "verify"])
     assert broken.exit_code == 1 and "BROKEN at entry 1" in broken.output
+
+
+def test_appends_in_one_transaction_chain_on_each_other_and_a_bad_detail_writes_nothing(runtime):
+    from bridge.store.engine import transaction
+
+    at = datetime(2025, 6, 2, tzinfo=timezone.utc)
+    with transaction(runtime.sessions) as session:
+        first = audit.append(session, "test.one", "inq_a", {"to": "approved"}, at=at)
+        last = audit.append_many(session, [("test.two", "inq_b", {"to": "declined"}),
+                                           ("test.three", "inq_c", {"count": 2})], at=at)
+    assert last == first + 2
+    try:
+        with transaction(runtime.sessions) as session:
+            audit.append_many(session, [("test.four", "inq_d", {"to": "approved"}),
+                                        ("test.five", "inq_e", {"email": "x@example.com"})], at=at)
+    except ValueError as exc:
+        assert "email" in str(exc)
+    else:
+        raise AssertionError("a detail key outside the allowed set was accepted")
+    with transaction(runtime.sessions) as session:
+        after = audit.append(session, "test.six", "inq_f", {}, at=at)  # a new transaction reads the head again
+        entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.seq)).all()
+        assert after == last + 1
+        assert [e.action for e in entries][-4:] == ["test.one", "test.two", "test.three", "test.six"]
+        assert audit.verify(session).ok

@@ -84,3 +84,39 @@ def test_store_down_fails_every_waiting_request(config):
     for t in threads:
         t.join(30)
     assert len(errors) == 5
+
+
+def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime, config, monkeypatch):
+    """While one request commits, later ones queue; the first of them commits the whole queue
+    itself (no extra thread), and every request gets its own result."""
+    committing_threads = []
+    real = ingest.ingest_many
+    first_started = threading.Event()
+
+    def record(*args, **kwargs):
+        committing_threads.append((threading.current_thread().name, len(args[2])))
+        if len(committing_threads) == 1:
+            first_started.set()
+            time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest_many", record)
+    committer = GroupCommitter(runtime)
+    items = [parsed(config, n, event_id=f"evt_lead{n:03d}") for n in range(12)]
+    results = {}
+
+    def submit(n):
+        results[n] = committer.submit(*items[n])
+
+    leader = threading.Thread(target=submit, args=(0,), name="request-0")
+    leader.start()
+    assert first_started.wait(10)
+    others = [threading.Thread(target=submit, args=(n,), name=f"request-{n}") for n in range(1, 12)]
+    for t in others:
+        t.start()
+    for t in [leader, *others]:
+        t.join(30)
+    assert sorted(results) == list(range(12)) and not any(r.duplicate for r in results.values())
+    names = [name for name, _ in committing_threads]
+    assert names[0] == "request-0" and all(name.startswith("request-") for name in names)
+    assert sum(size for _, size in committing_threads) == 12 and committing_threads[1][1] > 1

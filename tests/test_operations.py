@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -169,3 +170,17 @@ def test_n8n_needs_its_token_and_signing_secret(missing):
     environ.pop(missing)
     with pytest.raises(SettingsError, match=missing):
         Settings.from_env(environ)
+
+
+def test_gunicorn_workers_freeze_their_start_up_heap():
+    # Without it every full garbage collection walks the whole import graph in the middle of requests.
+    import gc
+    import runpy
+
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    gc.unfreeze()
+    try:
+        conf["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -221,3 +221,35 @@ def test_email_case_variants_map_to_one_contact(client, runtime, config):
     post_event(client, event(config, "approved", T0, inquiry_id="inq_b", email="same@example.COM"))
     with runtime.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 1
+
+
+def test_webhooks_are_not_rate_limited(client, runtime, config):
+    # Persona delivers from a few addresses in bursts; only the onboarding routes carry limits.
+    from dataclasses import replace
+
+    runtime.config = replace(runtime.config, rate_limit_per_ip="2 per minute")
+    statuses = [post_event(client, event(config, "pending", T0 + timedelta(seconds=n), inquiry_id=f"inq_rl{n}"))
+                .status_code for n in range(5)]
+    assert statuses == [200] * 5
+    assert client.get("/verify/done").status_code == 200
+    assert client.get("/verify/done").status_code == 200
+    assert client.get("/verify/done").status_code == 429  # the limiter itself still works
+
+
+def test_one_waiting_crm_sync_per_inquiry_until_a_worker_takes_it(client, runtime, config):
+    from bridge.store import queue
+
+    def sync_jobs():
+        with runtime.sessions() as session:
+            return session.scalars(sa.select(Job.state).where(Job.kind == "crm.sync").order_by(Job.id)).all()
+
+    for n, status in enumerate(("created", "pending", "completed")):
+        assert post_event(client, event(config, status, T0 + timedelta(minutes=n))).status_code == 200
+    assert sync_jobs() == ["queued"]  # each later change found it waiting: it will read the newest state
+    with runtime.sessions.begin() as session:
+        assert len(queue.claim(session, now=datetime.now(timezone.utc), lease_seconds=60, limit=10)) == 1
+    assert post_event(client, event(config, "approved", T0 + timedelta(minutes=5))).status_code == 200
+    assert sync_jobs() == ["running", "queued"]  # the running one may have read the old state
+    with runtime.sessions() as session:
+        n8n = session.scalars(sa.select(Job.payload).where(Job.kind == "n8n.event")).all()
+    assert [json.loads(p)["status"] for p in n8n] == ["approved"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import Exists, bindparam, exists, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import Session
 
 from bridge.store.models import Job
@@ -36,19 +36,12 @@ def job_row(kind: str, *, inquiry_id: str | None, payload: dict[str, Any], max_a
             "max_attempts": max_attempts, "run_after": now, "created_at": now, "updated_at": now}
 
 
-def waiting_key(row: dict[str, Any]) -> tuple[str, str | None, str]:
-    """What makes two not-yet-started jobs the same work (for coalescing)."""
-    return row["kind"], row["inquiry_id"], row["payload"]
-
-
 def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 _jobs = Job.__table__
 _NOT_STARTED = (_jobs.c.state == QUEUED) & (_jobs.c.attempts == 0)
-_WAITING_FOR = select(_jobs.c.kind, _jobs.c.inquiry_id, _jobs.c.payload).where(
-    _jobs.c.inquiry_id.in_(bindparam("inquiry_ids", expanding=True)), _NOT_STARTED)
 _SAME_WORK = select(_jobs.c.id).where(_jobs.c.kind == bindparam("kind"), _jobs.c.payload == bindparam("payload"),
                                       _NOT_STARTED).limit(1)
 # `= NULL` matches nothing, and IS NOT DISTINCT FROM cannot use PostgreSQL's index: one statement each.
@@ -71,12 +64,10 @@ def enqueue(
     return True
 
 
-def waiting_keys(session: Session, inquiry_ids: Collection[str]) -> set[tuple[str, str | None, str]]:
-    """The `waiting_key`s of the not-yet-started jobs of these inquiries (one query for a batch)."""
-    if not inquiry_ids:
-        return set()
-    rows = session.connection().execute(_WAITING_FOR, {"inquiry_ids": list(inquiry_ids)})
-    return {(kind, inquiry_id, payload) for kind, inquiry_id, payload in rows}
+def not_started(kind: str, inquiry_id: ColumnElement[Any]) -> Exists:
+    """Whether a job of `kind` for this inquiry is queued and not tried yet: a column for a caller's
+    own query, so that coalescing costs no statement of its own."""
+    return exists().where(_jobs.c.kind == kind, _jobs.c.inquiry_id == inquiry_id, _NOT_STARTED)
 
 
 def add_many(session: Session, rows: list[dict[str, Any]]) -> None:
