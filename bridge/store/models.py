@@ -100,11 +100,12 @@ class Job(Base):
     """The outbox: work for the worker, written in the same transaction as the state it follows."""
 
     __tablename__ = "kyc_jobs"
-    __table_args__ = (Index("ix_kyc_jobs_due", "state", "run_after"),)
+    __table_args__ = (Index("ix_kyc_jobs_due", "state", "run_after"),
+                      Index("ix_kyc_jobs_inquiry_work", "inquiry_id", "kind", "state"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    inquiry_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    inquiry_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text(), default="{}")  # JSON: ids only
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|dead
     attempts: Mapped[int] = mapped_column(default=0)
