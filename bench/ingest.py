@@ -42,6 +42,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -504,6 +505,51 @@ class Server:
         self.log.close()
 
 
+class DiskProbe:
+    """Times a 4 KiB write + fdatasync every 50 ms in `directory` (where SQLite's file lives; the
+    same disk as PostgreSQL's WAL here) while a steady run goes on. A durable commit waits for the
+    same kind of sync, so a device stall shows up here too: it tells a slow disk from a slow app."""
+
+    INTERVAL = 0.05
+    STALL_MS = 15.0  # as long as the whole latency budget at the steady rate
+
+    def __init__(self, directory: Path):
+        self.path = directory / "disk-probe.bin"
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-probe", daemon=True)
+
+    def __enter__(self) -> "DiskProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, 1 << 20)  # written in place: no size change, so no metadata to sync
+            block, n = os.urandom(4096), 0
+            while not self._stop.wait(self.INTERVAL):
+                os.pwrite(fd, block, (n % 256) * 4096)
+                started = time.perf_counter()
+                os.fdatasync(fd)
+                self.latencies_ms.append((time.perf_counter() - started) * 1e3)
+                n += 1
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def summary(self) -> dict:
+        lat = sorted(self.latencies_ms)
+        if not lat:
+            return {"samples": 0}
+        return {"samples": len(lat), "p50_ms": lat[len(lat) // 2], "max_ms": lat[-1],
+                "stalls": sum(1 for x in lat if x > self.STALL_MS)}
+
+
 def wait_quiet(max_wait: float) -> float:
     """Wait (at most `max_wait` s) until other processes use < OTHER_LOAD_WARN cores; return the
     load last seen. Our own server is idle at this point, so the machine's load is someone else's."""
@@ -578,8 +624,10 @@ def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffi
         mx = drive(procs, server, store, requests_file, mode="closed", first=closed_first, count=plan.requests,
                    warmup=plan.warmup, plan=plan)
         time.sleep(1.0)
-        steady = drive(procs, server, store, requests_file, mode="open", first=steady_first,
-                       count=plan.steady_count, warmup=0, plan=plan)
+        with DiskProbe(workdir) as disk:
+            steady = drive(procs, server, store, requests_file, mode="open", first=steady_first,
+                           count=plan.steady_count, warmup=0, plan=plan)
+        steady["disk"] = disk.summary()
         server.stop()
         server = None
         runs = [mx, steady] + ([mx["warmup"]] if mx.get("warmup") else [])
@@ -708,6 +756,12 @@ def print_report(results: list[dict], plan: Plan) -> None:
         extra.append(f"server cpu {mx['server_cpu_ms_per_req']:.2f} ms/req of which sys "
                      f"{mx['server_sys_s'] * 1e3 / max(mx['answered'], 1):.2f}")
         extra.append(f"steady cpu {r['steady']['server_cpu_ms_per_req']:.2f} ms/req")
+        disk = r["steady"].get("disk", {})
+        if disk.get("samples"):
+            extra.append(f"disk fdatasync during the steady run: p50 {disk['p50_ms']:.2f} ms, max "
+                         f"{disk['max_ms']:.0f} ms, {disk['stalls']} of {disk['samples']} over "
+                         f"{DiskProbe.STALL_MS:g} ms" + (" (a device stall: durable commits waited too)"
+                                                           if disk["stalls"] else ""))
         other = max(r["max"]["other_cpu_cores"], r["steady"]["other_cpu_cores"])
         extra.append(f"other load {other:.2f} cores" + (" (WARNING: machine not quiet, figures skewed)"
                                                          if other > OTHER_LOAD_WARN else ""))
@@ -734,6 +788,8 @@ def result_line(r: dict, plan: Plan) -> str:
         "ratio": round(r["ratio"], 3) if r.get("ratio") is not None else None,
         "non_200": r["non_200_total"],
         "other_load_cores": round(max(mx["other_cpu_cores"], st["other_cpu_cores"]), 2),
+        "steady_disk_sync_max_ms": round(st["disk"]["max_ms"], 1) if st.get("disk", {}).get("samples") else None,
+        "steady_disk_stalls": st.get("disk", {}).get("stalls"),
     }
     if r["target"] != "bare":
         figures.update({
