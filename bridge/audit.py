@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
-
-from collections.abc import Sequence
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session

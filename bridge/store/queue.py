@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Exists, bindparam, exists, insert, or_, select, update
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from bridge.store.models import Job
 

@@ -34,8 +34,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
 
 
 def register_blueprints(app: Flask) -> None:
-    from bridge.web import api, health, onboarding, verify, webhooks
-    from bridge.web import limits
+    from bridge.web import api, health, limits, onboarding, verify, webhooks
 
     limits.init_app(app)
     app.register_blueprint(webhooks.bp)

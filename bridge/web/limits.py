@@ -14,7 +14,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     # There are no default limits: only the routes decorated with @limiter.limit are limited, and
     # their decorators check for themselves. The app-wide before_request check would only resolve
-    # "no limits" on every other request, at a third of a webhook's CPU time.
+    # "no limits" on every other request, at a third of a webhook's non-database CPU time.
     app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
