@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -67,8 +67,6 @@ class Inquiry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     inquiry_id: Mapped[str] = mapped_column(String(64), unique=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
-    # Assigned, never loaded: lets intake link a contact created in the same flush.
-    contact: Mapped[Contact | None] = relationship(lazy="raise")
     reference_id: Mapped[str | None] = mapped_column(String(128))
     template_id: Mapped[str | None] = mapped_column(String(64))
     user_type: Mapped[str] = mapped_column(String(32), index=True)
