@@ -334,31 +334,40 @@ class PostgresStore(Store):
         return sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
 
     def create(self) -> None:
-        import sqlalchemy as sa
         from sqlalchemy.engine import make_url
 
         from bridge.store import migrate
 
-        admin = self._admin()
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f"CREATE DATABASE {self.name}"))
-                self.created = True
-        finally:
-            admin.dispose()
+        self._on_server(f"CREATE DATABASE {self.name}")
+        self.created = True
         self.url = make_url(self.admin_url).set(database=self.name).render_as_string(hide_password=False)
         migrate.upgrade(self.url)
 
-    def settings(self) -> dict:
+    def _on_server(self, sql: str) -> None:
+        """One statement outside any transaction (CREATE/DROP DATABASE)."""
+        import sqlalchemy as sa
+
+        admin = self._admin()
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(sql))
+        finally:
+            admin.dispose()
+
+    def _query(self, *statements: str) -> list[list[tuple]]:
+        """The rows of each statement, read on the scratch database."""
         import sqlalchemy as sa
 
         engine = sa.create_engine(self.url)
         try:
             with engine.connect() as conn:
-                return {name: conn.execute(sa.text(f"SHOW {name}")).scalar() for name in
-                        ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "server_version")}
+                return [conn.execute(sa.text(sql)).all() for sql in statements]
         finally:
             engine.dispose()
+
+    def settings(self) -> dict:
+        names = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "server_version")
+        return {name: rows[0][0] for name, rows in zip(names, self._query(*(f"SHOW {n}" for n in names)))}
 
     def server_pids(self) -> set[int]:
         """Backends connected to the scratch database plus the shared WAL writer, checkpointer and
@@ -374,14 +383,8 @@ class PostgresStore(Store):
             return {r[0] for r in rows}
 
     def stored_event_ids(self) -> set[str]:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return {r[0] for r in conn.execute(sa.text("SELECT event_id FROM kyc_events"))}
-        finally:
-            engine.dispose()
+        [rows] = self._query("SELECT event_id FROM kyc_events")
+        return {r[0] for r in rows}
 
     def extra_checks(self) -> dict:
         return _extra_checks(self.url)
@@ -392,15 +395,8 @@ class PostgresStore(Store):
             self._admin_engine = None
         if not self.created:
             return
-        import sqlalchemy as sa
-
-        admin = self._admin()
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"))
-            self.created = False
-        finally:
-            admin.dispose()
+        self._on_server(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        self.created = False
 
 
 def _extra_checks(url: str) -> dict:
