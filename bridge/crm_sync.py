@@ -27,7 +27,9 @@ class Target:
 
 
 def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
-    inquiry = session.query(Inquiry).filter_by(inquiry_id=inquiry_id).one_or_none()
+    # FOR SHARE: an intake transaction that saw this job still waiting (and so queued no new one)
+    # may not have committed yet; wait for it, so the sync carries the state it decided.
+    inquiry = session.query(Inquiry).filter_by(inquiry_id=inquiry_id).with_for_update(read=True).one_or_none()
     if inquiry is None:
         return f"{SKIPPED_PREFIX}: inquiry no longer stored"
     contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None

@@ -1,10 +1,16 @@
 """Webhook in → worker → FluentCRM (the recorded-contract double over real HTTP)."""
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
-from bridge.persona import samples
+from bridge import crm_sync, ingest, tags
+from bridge.persona import events, samples
+from bridge.states import Status
+from bridge.store.engine import core_transaction
+from bridge.store.models import Inquiry
 from bridge.web import create_app
 from bridge.worker import Worker
 from conftest import admin_headers, new_id, post_event
@@ -115,3 +121,27 @@ def test_inquiry_without_email_is_skipped_not_lost(client, crm_runtime, config, 
     assert [o.detail for o in crm(Worker(crm_runtime).drain())] == ["skipped: no email known for this inquiry"]
     assert crm_state(client)["crm_sync"] == "skipped"
     assert fluentcrm.writes() == []
+
+
+def test_a_claimed_sync_waits_for_the_intake_transaction_that_counted_on_it(runtime, config):
+    """Intake locks the inquiry, sees its CRM sync still waiting and so queues no new one. If a
+    worker claims that sync meanwhile, the sync must read the state intake is about to commit,
+    not the one before it, or the new status never reaches FluentCRM."""
+    body = samples.encode(samples.inquiry_event(
+        event_id="evt_race1", inquiry_id="inq_race", status="pending", created_at=T0, email="race@example.com",
+        template_id=config.user_types["investor"].template_id))
+    ingest.ingest_many(runtime.engine, config, [(events.parse(body), body)], now=T0)
+    inquiries = Inquiry.__table__
+    read: dict[str, object] = {}
+    with core_transaction(runtime.engine) as intake:  # an intake transaction, still open
+        intake.execute(sa.select(inquiries.c.id).where(inquiries.c.inquiry_id == "inq_race").with_for_update())
+        intake.execute(sa.update(inquiries).where(inquiries.c.inquiry_id == "inq_race").values(status="approved"))
+        reader = threading.Thread(target=lambda: read.update(target=crm_sync.target(runtime.sessions, config,
+                                                                                    "inq_race")))
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive(), "the sync read the inquiry before the open intake transaction committed"
+    reader.join(30)
+    target = read["target"]
+    assert isinstance(target, crm_sync.Target)
+    assert target.plan == tags.plan(config.status_tags, Status.APPROVED, config.user_types["investor"])
