@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-_HEAD = "kyc_audit_head"  # session.info key: (transaction, seq, hash) of the head this transaction holds
+_HEAD = "kyc_audit_head"  # .info key (session or connection): (transaction, seq, hash) of the head it holds
 HEAD_ID = 1
 # Only these detail keys may be written: a guard against personal data slipping in.
 ALLOWED_DETAIL_KEYS = frozenset({
@@ -55,16 +55,16 @@ def append(session: Session, action: str, subject: str, detail: dict[str, Detail
     return append_many(session, [(action, subject, detail)], at=at)
 
 
-def append_many(session: Session, entries: Sequence[Entry], *, at: datetime) -> int:
+def append_many(target: Session | Connection, entries: Sequence[Entry], *, at: datetime) -> int:
     """Append entries in order in the caller's transaction; returns the last seq. The head row lock
     orders appends across processes: it is taken once per transaction and held until commit, so
     callers take it as late as they can."""
     if not entries:
         raise ValueError("nothing to append")
     bodies = [canonical_detail(detail) for _, _, detail in entries]  # refuse before writing anything
-    connection = session.connection()
-    transaction = session.get_transaction()
-    held = session.info.get(_HEAD)
+    connection = target.connection() if isinstance(target, Session) else target
+    transaction = target.get_transaction()
+    held = target.info.get(_HEAD)
     if held is not None and held[0] is transaction:
         seq, prev_hash = held[1], held[2]
     else:
@@ -78,7 +78,7 @@ def append_many(session: Session, entries: Sequence[Entry], *, at: datetime) -> 
         prev_hash = digest
     connection.execute(_INSERT_ENTRIES, rows)
     connection.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev_hash})
-    session.info[_HEAD] = (transaction, seq, prev_hash)
+    target.info[_HEAD] = (transaction, seq, prev_hash)
     return seq
 
 

@@ -96,7 +96,7 @@ class GroupCommitter:
     def _commit(self, batch: list[_Waiting]) -> None:
         rt = self.runtime
         try:
-            results = ingest.ingest_many(rt.sessions, rt.config, [(w.event, w.body) for w in batch], now=rt.clock())
+            results = ingest.ingest_many(rt.engine, rt.config, [(w.event, w.body) for w in batch], now=rt.clock())
         except BaseException as exc:  # every waiting request learns of it; nothing was committed
             if not isinstance(exc, StoreUnavailable):
                 log.exception("group commit of %d event(s) failed", len(batch))

@@ -1,11 +1,11 @@
 """Webhook intake: event rows, inquiry state, outbox jobs and audit entries, committed together.
 
 Calls to other systems never happen here (Persona's deadline is 5 s); they are jobs for the worker.
-Several events may share one transaction (see bridge.group_commit): a 200 for any of them is only
-sent after that transaction commits.
+Several events may share one transaction (see bridge.intake_writer and bridge.group_commit): a 200
+for any of them is only sent after that transaction commits.
 
 This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements
-rather than the ORM unit of work: a batch reads what it needs in at most three queries, decides every
+rather than the ORM unit of work: a batch reads what it needs in at most four queries, decides every
 state change in memory, then writes each table with one statement and takes the global audit lock
 last.
 """
@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit, emails, notify, states
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue
-from bridge.store.engine import transaction
+from bridge.store.engine import core_transaction
 from bridge.store.models import Contact, Event, Inquiry
 
 CRM_SYNC = "crm.sync"
@@ -39,18 +38,13 @@ class IngestResult:
     status_changed: bool = False
 
 
-def ingest(sessions: sessionmaker[Session], config: Config, event: PersonaEvent, body: bytes,
-           *, now: datetime) -> IngestResult:
-    return ingest_many(sessions, config, [(event, body)], now=now)[0]
-
-
-def ingest_many(sessions: sessionmaker[Session], config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
+def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
                 *, now: datetime) -> list[IngestResult]:
     """Store events in one transaction, in the given order; one result per item."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            with transaction(sessions) as session:
-                return _Batch(session, config, now).run(items)
+            with core_transaction(engine) as connection:
+                return _Batch(connection, config, now).run(items)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -66,7 +60,7 @@ _KNOWN_EVENTS = select(_events.c.event_id).where(_events.c.event_id.in_(bindpara
 _LOCK_INQUIRIES = (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
-           _inquiries.c.redacted_at, queue.not_started(CRM_SYNC, _inquiries.c.inquiry_id).label("sync_waiting"))
+           _inquiries.c.redacted_at)
     .where(_inquiries.c.inquiry_id.in_(bindparam("ids", expanding=True)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 )
@@ -119,7 +113,7 @@ class _InquiryRow:
 
 @dataclass
 class _Batch:
-    session: Session
+    connection: Connection
     config: Config
     now: datetime
     known: set[str] = field(default_factory=set)  # event ids stored before or earlier in the batch
@@ -131,13 +125,13 @@ class _Batch:
     job_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
-        connection = self.session.connection()
-        self._read(connection, items)
+        self._read(self.connection, items)
         results = [self._ingest_one(event, body) for event, body in items]
-        self._write(connection)
+        self._write(self.connection)
         return results
 
-    # reads: known event ids, the batch's inquiries (locked), the contacts they may link to
+    # reads: known event ids, the batch's inquiries (locked) and their waiting CRM syncs, the contacts
+    # they may link to
     def _read(self, connection: Connection, items: Sequence[tuple[PersonaEvent, bytes]]) -> None:
         self.known = set(connection.scalars(_KNOWN_EVENTS, {"ids": list({e.event_id for e, _ in items})}))
         snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
@@ -145,6 +139,10 @@ class _Batch:
         if inquiry_ids:
             for row in connection.execute(_LOCK_INQUIRIES, {"ids": inquiry_ids}):
                 self.inquiries[row.inquiry_id] = _InquiryRow(**row._asdict())
+            # Asked while holding the inquiries' locks: a worker that claims one of these syncs now
+            # reads the inquiry after this transaction (crm_sync reads it FOR SHARE).
+            for inquiry_id in queue.not_started_for(connection, CRM_SYNC, sorted(self.inquiries)):
+                self.inquiries[inquiry_id].sync_waiting = True
         unlinked = [s for s in snapshots
                     if s.inquiry_id not in self.inquiries or self.inquiries[s.inquiry_id].contact_id is None]
         references = {s.reference_id for s in unlinked if s.reference_id}
@@ -272,11 +270,11 @@ class _Batch:
                     "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
         if updates:
             connection.execute(_UPDATE_INQUIRIES, updates)
-        queue.add_many(self.session, self.job_rows)
+        queue.add_many(connection, self.job_rows)
         if self.event_rows:
             connection.execute(_INSERT_EVENTS, self.event_rows)
         if self.audit_entries:
-            audit.append_many(self.session, self.audit_entries, at=now)
+            audit.append_many(connection, self.audit_entries, at=now)
 
 
 def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config
 
 def test_a_duplicate_inside_one_batch_is_stored_once(runtime, config):
     event, body = parsed(config, 1)
-    results = ingest.ingest_many(runtime.sessions, config, [(event, body), (event, body)], now=datetime.now(timezone.utc))
+    results = ingest.ingest_many(runtime.engine, config, [(event, body), (event, body)], now=datetime.now(timezone.utc))
     assert [r.duplicate for r in results] == [False, True]
     with runtime.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
@@ -58,7 +58,7 @@ def test_a_duplicate_inside_one_batch_is_stored_once(runtime, config):
 
 def test_batch_state_equals_one_by_one_state(runtime, config):
     items = [parsed(config, n, status=s) for n, s in enumerate(["created", "pending", "completed", "approved"] * 3)]
-    ingest.ingest_many(runtime.sessions, config, list(reversed(items)), now=datetime.now(timezone.utc))
+    ingest.ingest_many(runtime.engine, config, list(reversed(items)), now=datetime.now(timezone.utc))
     with runtime.sessions() as session:
         states = dict(session.execute(sa.select(Inquiry.inquiry_id, Inquiry.status)).all())
     expected = {}

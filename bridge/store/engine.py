@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -105,9 +105,8 @@ class _SQLiteWriterQueue:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-def _writer_queue(sessions: sessionmaker[Session]) -> _SQLiteWriterQueue | None:
-    engine = sessions.kw.get("bind")
-    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+def _writer_queue(engine: Engine) -> _SQLiteWriterQueue | None:
+    if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
     if not database or database == ":memory:":
@@ -118,16 +117,32 @@ def _writer_queue(sessions: sessionmaker[Session]) -> _SQLiteWriterQueue | None:
 
 
 @contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
-    writer_queue = _writer_queue(sessions)
+def _unavailable_on_transient_errors() -> Iterator[None]:
     try:
-        with writer_queue.held() if writer_queue else nullcontext(), sessions.begin() as session:
-            yield session
+        yield
     except DBAPIError as exc:
         if is_transient(exc):
             raise StoreUnavailable(type(exc.orig).__name__ if exc.orig else "database error") from exc
         raise
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
+    engine = sessions.kw.get("bind")
+    writer_queue = _writer_queue(engine) if isinstance(engine, Engine) else None
+    with _unavailable_on_transient_errors(), writer_queue.held() if writer_queue else nullcontext(), \
+            sessions.begin() as session:
+        yield session
+
+
+@contextmanager
+def core_transaction(engine: Engine) -> Iterator[Connection]:
+    """`transaction` on a Core connection, for the webhook hot path: no ORM session to set up."""
+    writer_queue = _writer_queue(engine)
+    with _unavailable_on_transient_errors(), writer_queue.held() if writer_queue else nullcontext(), \
+            engine.begin() as connection:
+        yield connection
 
 
 def ping(engine: Engine) -> None:
