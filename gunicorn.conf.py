@@ -6,12 +6,13 @@ import multiprocessing
 import os
 
 from bridge.heap import freeze_startup_objects
+from bridge.intake_writer import WriterProcess
 from bridge.logs import RedactEmails
 
 wsgi_app = "bridge.wsgi:app"
 bind = os.environ.get("BRIDGE_BIND", "0.0.0.0:8000")
-# A webhook request mostly waits for its group commit (bridge/group_commit.py): one process per core
-# with many threads lets many events share one transaction; more processes only split the batches.
+# A webhook request mostly waits for the intake writer's commit (below): one process per core, with
+# enough threads that a request never waits for a free thread while others wait for a commit.
 workers = int(os.environ.get("BRIDGE_WEB_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("BRIDGE_WEB_THREADS", 16))
@@ -33,8 +34,23 @@ def _redact_gunicorn_logs() -> None:
             logger.addFilter(RedactEmails())
 
 
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+# All web processes hand their webhooks to one intake writer process, which commits them in shared
+# transactions (bridge/intake_writer.py). Started before the web processes fork, so they inherit
+# its socket path; stopped after they have exited.
+_intake_writer = WriterProcess()
+
+
+def on_starting(server):
     _redact_gunicorn_logs()
+    if getattr(server.app, "app_uri", None) != wsgi_app:
+        return  # another app under these settings (the benchmark's bare receiver) has no webhooks to store
+    if not _intake_writer.start():
+        server.log.error("intake writer not ready; web processes commit their own webhooks until it is")
+    os.environ["BRIDGE_INTAKE_SOCKET"] = _intake_writer.path
+
+
+def on_exit(server):  # noqa: ARG001 - gunicorn hook signature
+    _intake_writer.stop()
 
 
 def post_fork(server, worker):  # noqa: ARG001 - gunicorn hook signature

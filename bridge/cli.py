@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import click
 
-from bridge import audit, config as config_module, logs
+from bridge import audit, logs
 from bridge.config import ConfigError
 from bridge.runtime import Runtime
-from bridge.settings import Settings, SettingsError
+from bridge.settings import SettingsError
 from bridge.store import migrate, queue
 from bridge.store.engine import StoreUnavailable, transaction
 
@@ -20,11 +20,9 @@ from bridge.store.engine import StoreUnavailable, transaction
 def load_runtime() -> Runtime:
     """Settings and config, validated once; errors name the variable or the file and key."""
     try:
-        settings = Settings.from_env(os.environ)
-        config = config_module.load(settings.config_file)
+        return Runtime.from_env(os.environ)
     except (SettingsError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    return Runtime.build(settings, config)
 
 
 def database_url() -> str:

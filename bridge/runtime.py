@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import config as config_module
 from bridge.config import Config
 from bridge.settings import Settings
 from bridge.store.engine import make_engine, make_sessionmaker
@@ -35,12 +37,24 @@ class Runtime:
         engine = make_engine(settings.database_url)
         return cls(settings, config, engine, make_sessionmaker(engine))
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Runtime:
+        """Settings from the environment and the TOML config they name; raises SettingsError or
+        ConfigError naming the variable, or the file and key."""
+        settings = Settings.from_env(environ)
+        return cls.build(settings, config_module.load(settings.config_file))
+
     def committer(self):  # type: ignore[no-untyped-def]
-        """This runtime's group committer for webhook intake (bridge.group_commit)."""
+        """How this process stores webhooks: through gunicorn's intake writer when there is one
+        (bridge.intake_writer), else its own group committer (bridge.group_commit)."""
         if self._committer is None:
             from bridge.group_commit import GroupCommitter
 
             self._committer = GroupCommitter(self)
+            if self.settings.intake_socket:
+                from bridge.intake_writer import IntakeClient
+
+                self._committer = IntakeClient(self.settings.intake_socket, fallback=self._committer)
         return self._committer
 
     def crm_client(self):  # type: ignore[no-untyped-def]

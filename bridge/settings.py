@@ -29,6 +29,8 @@ class Settings:
     n8n_webhook_url: str | None
     n8n_token: str | None
     n8n_signing_secret: str | None
+    # Set by gunicorn.conf.py for its web processes, not by operators (bridge/intake_writer.py).
+    intake_socket: str | None = None
 
     @property
     def fluentcrm_enabled(self) -> bool:
@@ -80,4 +82,5 @@ class Settings:
             n8n_webhook_url=n8n_url,
             n8n_token=get("N8N_TOKEN"),
             n8n_signing_secret=get("N8N_SIGNING_SECRET"),
+            intake_socket=get("BRIDGE_INTAKE_SOCKET"),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -226,3 +228,22 @@ def n8n_runtime(database_url: str, config: config_module.Config, n8n) -> Iterato
                                      N8N_SIGNING_SECRET=n8n.signing_secret), config)
     yield rt
     rt.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, seconds: float = 15) -> None:
+    """Until a server started by a test answers /healthz."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(f"{base}/healthz", timeout=1)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{base} did not come up") from None
+            time.sleep(0.1)

@@ -4,7 +4,6 @@ that finds none of the personal data seeded through a full run."""
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from bridge.persona import samples, signature
 from bridge.settings import Settings, SettingsError
 from bridge.store.models import Event
 from bridge.worker import Worker
-from conftest import WEBHOOK_SECRET, admin_headers, new_id, post_event
+from conftest import WEBHOOK_SECRET, admin_headers, free_port, new_id, post_event, wait_healthy
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 SEEDED_EMAIL = "zelda.quintessa-private@example.org"
@@ -90,12 +89,6 @@ def test_retention_purge_drops_old_bodies_only(client, runtime, monkeypatch):
     assert payloads["evt_old"] is None and payloads["evt_new"] is not None
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluentcrm):
     """Run a full flow at DEBUG level, in process and through `kyc-bridge serve`, including
@@ -128,7 +121,7 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
     client.get(f"/api/v1/inquiries?email={SEEDED_EMAIL}", headers=admin_headers())
 
     # The same through a real server process (gunicorn access and error logs included).
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k",
            "BRIDGE_ADMIN_TOKEN": "t", "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_LOG_LEVEL": "DEBUG",
            "FLUENTCRM_BASE_URL": fluentcrm.base_url, "FLUENTCRM_USERNAME": fluentcrm.username,
@@ -137,12 +130,7 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_healthy(base)
         body = samples.encode(seeded("declined", 4, "inq_logscan2"))
         response = requests.post(f"{base}/webhooks/persona", data=body, timeout=5,
                                  headers={"Persona-Signature": signature.header_for([WEBHOOK_SECRET], int(time.time()), body)})

@@ -1,0 +1,383 @@
+"""One intake writer per gunicorn server: web processes hand verified webhooks to it over a Unix socket.
+
+Why a process of its own: with every web process committing for itself, the processes queue on
+one write lock (SQLite) or one audit head row (PostgreSQL, MariaDB), and the committing thread
+waits for the GIL that its process's request threads hold while it holds that lock. The writer
+has one thread and no requests to serve: it reads whatever events have arrived from all web
+processes, stores them in one transaction (`ingest.ingest_many`), and answers each only after
+COMMIT, so a 200 still means "durably stored". Events that arrive while it commits form the next
+batch.
+
+Protocol: each message is a 4-byte big-endian length and a payload. A web process sends the raw
+webhook body, already signature-checked; the writer answers with one outcome byte. One request at
+a time per connection (a request thread keeps its own connection).
+
+`gunicorn.conf.py` starts the writer with `WriterProcess` and restarts it if it dies; a web process
+that cannot reach it commits in-process (`GroupCommitter`), so the writer is never a single point
+of failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from bridge import ingest
+from bridge.persona import events
+from bridge.store.engine import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+REPLY_SECONDS = 30  # like GroupCommitter: past this the store is hanging
+_HEADER = struct.Struct(">I")
+_MAX_MESSAGE = 64 * 1024 * 1024  # far above BRIDGE's body limit; a guard against a corrupt stream
+
+# Outcome bytes.
+_STORED, _CHANGED, _DUPLICATE = b"s", b"c", b"d"
+_UNAVAILABLE, _MALFORMED, _FAILED = b"u", b"m", b"f"
+_RESULTS = {_STORED: ingest.IngestResult(duplicate=False), _DUPLICATE: ingest.IngestResult(duplicate=True),
+            _CHANGED: ingest.IngestResult(duplicate=False, status_changed=True)}
+
+
+def _outcome(result: ingest.IngestResult) -> bytes:
+    if result.duplicate:
+        return _DUPLICATE
+    return _CHANGED if result.status_changed else _STORED
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload)) + payload
+
+
+class WriterError(Exception):
+    """The writer refused an event or failed to store it for a reason that is not transient."""
+
+
+# -- the writer ------------------------------------------------------------------------------------
+
+class _Peer:
+    __slots__ = ("buffer", "sock")
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buffer = sock, bytearray()
+
+    def messages(self) -> list[bytes]:
+        found = []
+        while len(self.buffer) >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(self.buffer)
+            if length > _MAX_MESSAGE:
+                raise ValueError(f"message of {length} bytes")
+            if len(self.buffer) < _HEADER.size + length:
+                break
+            found.append(bytes(self.buffer[_HEADER.size:_HEADER.size + length]))
+            del self.buffer[:_HEADER.size + length]
+        return found
+
+
+class IntakeWriter:
+    """Single-threaded: read every complete request, commit them together, answer, repeat."""
+
+    def __init__(self, runtime, listener: socket.socket, *, parent_pid: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.runtime = runtime
+        self.listener = listener
+        self.parent_pid = parent_pid  # stop when it is gone (gunicorn's master killed with -9)
+        self.recent_batches: deque[int] = deque(maxlen=1000)  # sizes, newest last
+        self.committed = 0  # events answered, in all batches
+        self.commits = 0
+        self._selector = selectors.DefaultSelector()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve_forever(self) -> None:
+        self.listener.setblocking(False)
+        self._selector.register(self.listener, selectors.EVENT_READ)
+        try:
+            while not self._stop.is_set():
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log.warning("intake writer: the server that started it is gone; stopping")
+                    break
+                pending = self._read(timeout=0.5)
+                while pending:
+                    batch, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+                    self._commit(batch)
+        finally:
+            for key in list(self._selector.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            self._selector.close()
+
+    def _read(self, timeout: float) -> list[tuple[_Peer, events.PersonaEvent, bytes]]:
+        pending: list[tuple[_Peer, events.PersonaEvent, bytes]] = []
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is self.listener:
+                self._accept()
+                continue
+            peer: _Peer = key.data
+            try:
+                chunk = peer.sock.recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._drop(peer)
+                continue
+            peer.buffer += chunk
+            try:
+                bodies = peer.messages()
+            except ValueError:
+                log.warning("intake writer: dropping a connection with a corrupt message")
+                self._drop(peer)
+                continue
+            for body in bodies:
+                try:
+                    pending.append((peer, events.parse(body), body))
+                except events.EventFormatError:  # the web process parsed it already; a bug if seen
+                    self._reply(peer, _MALFORMED)
+        return pending
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        self._selector.register(sock, selectors.EVENT_READ, _Peer(sock))
+
+    def _drop(self, peer: _Peer) -> None:
+        self._selector.unregister(peer.sock)
+        peer.sock.close()
+
+    def _commit(self, batch: list[tuple[_Peer, events.PersonaEvent, bytes]]) -> None:
+        rt = self.runtime
+        try:
+            results = ingest.ingest_many(rt.engine, rt.config, [(e, b) for _, e, b in batch], now=rt.clock())
+            outcomes = [_outcome(r) for r in results]
+        except StoreUnavailable:
+            outcomes = [_UNAVAILABLE] * len(batch)
+        except Exception:
+            log.exception("intake writer: commit of %d event(s) failed", len(batch))
+            outcomes = [_FAILED] * len(batch)
+        self.recent_batches.append(len(batch))
+        self.committed += len(batch)
+        self.commits += 1
+        for (peer, _, _), outcome in zip(batch, outcomes):
+            self._reply(peer, outcome)
+
+    def _reply(self, peer: _Peer, outcome: bytes) -> None:
+        # One request in flight per connection: the answer always fits the empty send buffer.
+        try:
+            peer.sock.sendall(frame(outcome))
+        except OSError:  # the web process went away; Persona's retry will find the event stored
+            if peer.sock.fileno() != -1:
+                self._drop(peer)
+
+
+def listen(path: str) -> socket.socket:
+    if os.path.exists(path):
+        os.unlink(path)  # left by a writer that was killed
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)  # only the service's own user may hand it events
+    listener.listen(1024)
+    return listener
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="kyc-bridge intake writer (started by gunicorn.conf.py)")
+    parser.add_argument("--socket", required=True)
+    args = parser.parse_args(argv)
+
+    from bridge import logs
+    from bridge.heap import freeze_startup_objects
+    from bridge.runtime import Runtime
+
+    logs.configure()
+    runtime = Runtime.from_env(os.environ)  # the same environment as the web processes
+    writer = IntakeWriter(runtime, listen(args.socket), parent_pid=os.getppid())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: writer.stop())
+    freeze_startup_objects()
+    log.info("intake writer ready (pid %d)", os.getpid())
+    writer.serve_forever()
+    log.info("intake writer stopped: %d event(s) answered in %d transaction(s)", writer.committed, writer.commits)
+    runtime.engine.dispose()
+
+
+# -- the web side ------------------------------------------------------------------------------------
+
+class IntakeClient:
+    """`submit` like GroupCommitter's, through the writer; in-process when the writer is not there."""
+
+    def __init__(self, path: str, fallback) -> None:  # type: ignore[no-untyped-def]
+        self.path = path
+        self.fallback = fallback
+        self._local = threading.local()
+        self._warned = False
+
+    def _connection(self) -> socket.socket | None:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(REPLY_SECONDS)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                if not self._warned:
+                    log.warning("intake writer unreachable; committing in this process until it is back")
+                    self._warned = True
+                return None
+            self._local.sock = sock
+            self._warned = False
+        return sock
+
+    def _forget(self) -> None:
+        sock = getattr(self._local, "sock", None)
+        if sock is not None:
+            sock.close()
+            self._local.sock = None
+
+    def _send(self, body: bytes) -> socket.socket | None:
+        """Send on this thread's connection, replacing it once if the writer closed it (it restarted:
+        nothing was sent); None when there is no writer to send to."""
+        for retry in (False, True):
+            sock = self._connection()
+            if sock is None:
+                return None
+            try:
+                sock.sendall(frame(body))
+                return sock
+            except OSError as exc:
+                self._forget()
+                if retry:
+                    raise StoreUnavailable("intake writer unreachable") from exc
+        raise AssertionError("unreachable")
+
+    def submit(self, event: events.PersonaEvent, body: bytes) -> ingest.IngestResult:
+        sock = self._send(body)
+        if sock is None:
+            return self.fallback.submit(event, body)
+        try:
+            outcome = _read_reply(sock)
+        except TimeoutError as exc:  # the writer hangs, most likely on the store: so would this process
+            self._forget()
+            raise StoreUnavailable("intake writer did not answer") from exc
+        except OSError:
+            # The writer died with this request, stored or not. Storing it here is safe either way:
+            # the event-id dedupe answers a stored one as a duplicate.
+            self._forget()
+            return self.fallback.submit(event, body)
+        if outcome in _RESULTS:
+            return _RESULTS[outcome]
+        if outcome == _UNAVAILABLE:
+            raise StoreUnavailable("store unavailable")
+        raise WriterError("malformed event" if outcome == _MALFORMED else "the intake writer failed to store it")
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    wanted = _HEADER.size + 1
+    data = b""
+    while len(data) < wanted:
+        chunk = sock.recv(wanted - len(data))
+        if not chunk:
+            raise ConnectionResetError("intake writer closed the connection")
+        data += chunk
+    return data[_HEADER.size:]
+
+
+# -- the process, for gunicorn's master --------------------------------------------------------------
+
+class WriterProcess:
+    """Starts `python -m bridge.intake_writer` and restarts it whenever it exits, until `stop`."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._path = path
+        self._own_directory: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        if self._path is None:  # a private directory: nobody else can reach the socket or replace it
+            self._own_directory = tempfile.mkdtemp(prefix="kyc-bridge-intake-")
+            self._path = str(Path(self._own_directory) / "intake.sock")
+        return self._path
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, ready_seconds: float = 30.0) -> bool:
+        """Start it and wait until it accepts connections; False if it did not come up."""
+        self._spawn()
+        threading.Thread(target=self._supervise, name="intake-writer-supervisor", daemon=True).start()
+        return self.wait_ready(ready_seconds)
+
+    def wait_ready(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.path)
+                return True
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                probe.close()
+        return False
+
+    def _spawn(self) -> None:
+        with self._lock:
+            # Its own session: a Ctrl-C on gunicorn reaches the web processes first; `stop` ends
+            # the writer after they are gone, so none of their events is cut off mid-commit.
+            self._proc = subprocess.Popen([sys.executable, "-m", "bridge.intake_writer", "--socket", self.path],
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            proc = self._proc
+            assert proc is not None
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            log.error("intake writer exited with %s; restarting it", code)
+            time.sleep(1)  # a writer that cannot start must not spin
+            if not self._stopping.is_set():
+                self._spawn()
+
+    def stop(self, wait_seconds: float = 20.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(wait_seconds)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._own_directory is not None:
+            shutil.rmtree(self._own_directory, ignore_errors=True)
+
+
+if __name__ == "__main__":  # run as bridge.intake_writer, so its log lines carry that name
+    from bridge.intake_writer import main as run
+
+    run(sys.argv[1:])

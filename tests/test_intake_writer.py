@@ -1,0 +1,309 @@
+"""The intake writer: web processes hand webhooks to one process that commits them together."""
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from bridge import ingest
+from bridge.group_commit import GroupCommitter
+from bridge.intake_writer import IntakeClient, IntakeWriter, WriterError, listen
+from bridge.persona import signature
+from bridge.store.engine import StoreUnavailable
+from bridge.store.models import Event, Inquiry
+from conftest import WEBHOOK_SECRET, free_port, wait_healthy
+from test_group_commit import parsed
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class RunningWriter:
+    def __init__(self, runtime, path: str):
+        self.writer = IntakeWriter(runtime, listen(path))
+        self.thread = threading.Thread(target=self.writer.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.writer.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def socket_path():
+    # AF_UNIX paths are limited to ~100 bytes; pytest's tmp_path can be longer.
+    directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"kbw-{os.getpid()}-{time.monotonic_ns()}"
+    directory.mkdir()
+    yield str(directory / "w.sock")
+    for child in directory.iterdir():
+        child.unlink()
+    directory.rmdir()
+
+
+@pytest.fixture
+def writer(runtime, socket_path):
+    running = RunningWriter(runtime, socket_path)
+    yield running
+    running.stop()
+
+
+def count(runtime, model) -> int:
+    with runtime.sessions() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+class NoFallback:
+    def submit(self, event, body):
+        raise AssertionError("the client committed in-process although the writer was there")
+
+
+def test_events_from_many_threads_share_the_writers_transactions(runtime, config, writer, monkeypatch):
+    real = ingest.ingest_many
+    first = threading.Event()
+
+    def slow_first(*args, **kwargs):
+        if not first.is_set():
+            first.set()
+            time.sleep(0.3)  # while this commit runs, the other requests arrive
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest_many", slow_first)
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    items = [parsed(config, n, event_id=f"evt_iw{n:03d}") for n in range(40)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda item: client.submit(*item), items))
+    assert not any(r.duplicate for r in results)
+    assert writer.writer.committed == 40 and max(writer.writer.recent_batches) > 1
+    assert count(runtime, Event) == 40 and count(runtime, Inquiry) == 7
+    # A re-delivery is answered as a duplicate and stores nothing.
+    again = client.submit(*items[0])
+    assert again.duplicate and count(runtime, Event) == 40
+
+
+def test_status_changes_are_reported_as_by_the_in_process_committer(runtime, config, writer):
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    first = client.submit(*parsed(config, 1, status="approved", event_id="evt_iwsc1"))  # new inquiry inq_gc01
+    assert first.status_changed and not first.duplicate
+    same_status = client.submit(*parsed(config, 8, status="approved", event_id="evt_iwsc8"))  # inq_gc01 again
+    assert not same_status.status_changed and not same_status.duplicate
+
+
+def test_store_trouble_reaches_the_web_process(runtime, config, writer, monkeypatch):
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+
+    def unavailable(*args, **kwargs):
+        raise StoreUnavailable("OperationalError")
+
+    monkeypatch.setattr(ingest, "ingest_many", unavailable)
+    with pytest.raises(StoreUnavailable):
+        client.submit(*parsed(config, 1))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(ingest, "ingest_many", broken)
+    with pytest.raises(WriterError):
+        client.submit(*parsed(config, 2))
+    monkeypatch.undo()
+    assert client.submit(*parsed(config, 3)).duplicate is False  # the writer goes on serving
+    assert count(runtime, Event) == 1
+
+
+def test_without_a_writer_the_web_process_commits_itself(runtime, config, socket_path):
+    client = IntakeClient(socket_path, fallback=GroupCommitter(runtime))  # nothing listens there
+    result = client.submit(*parsed(config, 1))
+    assert not result.duplicate and count(runtime, Event) == 1
+
+
+def test_a_restarted_writer_is_found_again(runtime, config, socket_path):
+    client = IntakeClient(socket_path, fallback=NoFallback())
+    first = RunningWriter(runtime, socket_path)
+    assert not client.submit(*parsed(config, 1)).duplicate
+    first.stop()  # closes the connection this thread holds
+    second = RunningWriter(runtime, socket_path)
+    try:
+        assert not client.submit(*parsed(config, 2)).duplicate
+        assert list(second.writer.recent_batches) == [1]
+    finally:
+        second.stop()
+    assert count(runtime, Event) == 2
+
+
+class DyingWriter:
+    """Reads one request and exits without answering, after `commit` (or not) stored it."""
+
+    def __init__(self, path: str, commit=None):
+        self.listener = listen(path)
+        self.commit = commit
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        peer, _ = self.listener.accept()
+        (length,) = struct.unpack(">I", peer.recv(4, socket.MSG_WAITALL))
+        body = peer.recv(length, socket.MSG_WAITALL)
+        if self.commit:
+            self.commit(body)
+        peer.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["before-commit", "after-commit"])
+def test_a_request_whose_writer_dies_is_stored_by_the_web_process(runtime, config, socket_path, committed):
+    event, body = parsed(config, 1)
+    in_process = GroupCommitter(runtime)
+    dying = DyingWriter(socket_path, commit=(lambda b: in_process.submit(event, b)) if committed else None)
+    result = IntakeClient(socket_path, fallback=in_process).submit(event, body)
+    dying.thread.join(5)
+    assert result.duplicate is committed  # a committed one is not stored twice
+    assert count(runtime, Event) == 1
+
+
+def test_a_writer_that_hangs_costs_a_503_not_a_hung_request(runtime, config, socket_path, monkeypatch):
+    monkeypatch.setattr("bridge.intake_writer.REPLY_SECONDS", 0.3)
+    listener = listen(socket_path)  # accepts (the backlog does) but never answers
+    try:
+        with pytest.raises(StoreUnavailable):
+            IntakeClient(socket_path, fallback=NoFallback()).submit(*parsed(config, 1))
+    finally:
+        listener.close()
+    assert count(runtime, Event) == 0
+
+
+def test_a_corrupt_stream_loses_its_connection_not_the_writer(runtime, config, writer):
+    path = writer.writer.listener.getsockname()
+    rogue = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    rogue.connect(path)
+    rogue.sendall(struct.pack(">I", 0xFFFFFFFF))
+    rogue.settimeout(5)
+    assert rogue.recv(10) == b""  # dropped
+    rogue.close()
+    client = IntakeClient(path, fallback=NoFallback())
+    assert not client.submit(*parsed(config, 1)).duplicate
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_gunicorn_runs_one_writer_and_restarts_it(database_url, config, tmp_path):
+    """The production server: webhooks of both web processes go through the writer; killed with
+    kill -9, it comes back, and no webhook meanwhile is refused."""
+    port = free_port()
+    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
+           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": "4", "TMPDIR": "/tmp"}
+    env.pop("BRIDGE_INTAKE_SOCKET", None)
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base)
+        writer_pid = _writer_pid(master.pid)
+        assert writer_pid is not None, "no intake writer under the gunicorn master"
+        arguments = Path(f"/proc/{writer_pid}/cmdline").read_bytes().split(b"\0")
+        socket_dir = Path(arguments[arguments.index(b"--socket") + 1].decode()).parent
+        assert socket_dir.stat().st_mode & 0o777 == 0o700  # nobody else may hand it events
+
+        def post(n):
+            _, body = parsed(config, n, event_id=f"evt_gw{n:04d}")
+            return requests.post(f"{base}/webhooks/persona", data=body, timeout=10,
+                                 headers={"Persona-Signature": signature.header_for([WEBHOOK_SECRET], int(time.time()), body)})
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert {r.status_code for r in pool.map(post, range(40))} == {200}
+        os.kill(writer_pid, signal.SIGKILL)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # while it is down and coming back
+            assert {r.status_code for r in pool.map(post, range(40, 80))} == {200}
+        deadline = time.monotonic() + 15
+        while (new_pid := _writer_pid(master.pid)) in (None, writer_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert new_pid not in (None, writer_pid), "the writer was not restarted"
+        time.sleep(0.5)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert {r.status_code for r in pool.map(post, range(80, 100))} == {200}
+    finally:
+        master.send_signal(signal.SIGTERM)
+        output = master.communicate(timeout=30)[0]
+    assert master.returncode == 0, output
+    assert _writer_pid(master.pid) is None and not socket_dir.exists()
+    assert "intake writer exited" in output and "restarting" in output
+    answered = [int(n) for n in re.findall(r"intake writer stopped: (\d+) event", output)]
+    assert answered and answered[-1] >= 20, output  # the restarted writer stored the last ones itself
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM kyc_events")) == 100
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_writer_stops_when_the_server_that_started_it_dies(database_url):
+    """gunicorn's master killed with -9 cannot stop its writer; the writer notices and exits."""
+    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET}
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from bridge.intake_writer import WriterProcess\n"
+        "w = WriterProcess()\n"
+        "assert w.start()\n"
+        "print(w.pid, flush=True)\n"
+        "time.sleep(60)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    writer_pid = int(starter.stdout.readline())
+    assert _alive(writer_pid)
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 10
+    while _alive(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(writer_pid), "the orphaned writer kept running"
+
+
+def test_gunicorn_starts_no_writer_for_another_app(monkeypatch):
+    import runpy
+
+    monkeypatch.delenv("BRIDGE_INTAKE_SOCKET", raising=False)
+    conf = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+
+    class Server:
+        class app:
+            app_uri = "bare_receiver:app"
+
+    conf["on_starting"](Server())
+    assert "BRIDGE_INTAKE_SOCKET" not in os.environ and conf["_intake_writer"].pid is None
+
+
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from /proc, or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def _writer_pid(master_pid: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        found = _state_and_parent(pid)
+        if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.intake_writer" in cmdline:
+            return pid
+    return None
