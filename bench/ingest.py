@@ -35,6 +35,7 @@ import os
 import runpy
 import pickle
 import random
+import re
 import shutil
 import signal
 import socket
@@ -169,6 +170,7 @@ def _all_procs() -> dict[int, tuple[int, int, int, str]]:
 class CpuSample:
     tree: dict[int, int]  # gunicorn master + descendants: pid → user+sys ticks
     tree_sys: dict[int, int]  # the same, sys ticks only
+    writer: dict[int, int]  # the intake writer among them (bridge/intake_writer.py): pid → ticks
     db: dict[int, int]  # PostgreSQL processes serving the scratch database: pid → ticks
     machine_busy: int
     machine_total: int
@@ -195,17 +197,27 @@ def sample_cpu(root_pid: int, db_pids: set[int] = frozenset()) -> CpuSample:  # 
             tree_sys[pid] = procs[pid][2]
             stack.extend(children.get(pid, ()))
     db = {pid: procs[pid][1] + procs[pid][2] for pid in db_pids if pid in procs}
+    writer = {pid: ticks for pid, ticks in tree.items() if _is_intake_writer(pid)}
     busy, total = _machine()
-    return CpuSample(tree, tree_sys, db, busy, total, time.perf_counter())
+    return CpuSample(tree, tree_sys, writer, db, busy, total, time.perf_counter())
+
+
+def _is_intake_writer(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"bridge.intake_writer" in fh.read()
+    except OSError:
+        return False
 
 
 def cpu_delta(a: CpuSample, b: CpuSample) -> dict:
     """Seconds of CPU between two samples; a process that appeared in between counts from 0."""
     tree = sum(t - a.tree.get(pid, 0) for pid, t in b.tree.items()) / CLK_TCK
     tree_sys = sum(t - a.tree_sys.get(pid, 0) for pid, t in b.tree_sys.items()) / CLK_TCK
+    writer = sum(t - a.writer.get(pid, 0) for pid, t in b.writer.items()) / CLK_TCK
     db = sum(t - a.db.get(pid, 0) for pid, t in b.db.items()) / CLK_TCK
     total = b.machine_total - a.machine_total
-    return {"server_cpu_s": tree, "server_sys_s": tree_sys, "db_cpu_s": db, "wall_s": b.wall - a.wall,
+    return {"server_cpu_s": tree, "server_sys_s": tree_sys, "writer_cpu_s": writer, "db_cpu_s": db, "wall_s": b.wall - a.wall,
             "machine_busy_s": (b.machine_busy - a.machine_busy) / CLK_TCK,
             "machine_busy": (b.machine_busy - a.machine_busy) / total if total else float("nan")}
 
@@ -500,6 +512,12 @@ class Server:
         self.procs.stop(self.proc)
         self.log.close()
 
+    def writer_batches(self) -> tuple[int, int] | None:
+        """(events, transactions) of the intake writer over the whole target, from its last log line."""
+        found = re.findall(r"intake writer stopped: (\d+) event\(s\) answered in (\d+) transaction",
+                           self.log_path.read_text(errors="replace"))
+        return (int(found[-1][0]), int(found[-1][1])) if found else None
+
 
 class DiskProbe:
     """Times a 4 KiB write + fdatasync every 50 ms in `directory` (where SQLite's file lives; the
@@ -625,6 +643,7 @@ def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffi
                            count=plan.steady_count, warmup=0, plan=plan)
         steady["disk"] = disk.summary()
         server.stop()
+        out["writer_batches"] = server.writer_batches()
         server = None
         runs = [mx, steady] + ([mx["warmup"]] if mx.get("warmup") else [])
         ok: set[int] = set()
@@ -750,8 +769,14 @@ def print_report(results: list[dict], plan: Plan) -> None:
         extra.append(f"loadgen cpu {r['max']['loadgen_cpu_s'] * 1e3 / max(r['max']['answered'], 1):.2f} ms/req")
         mx = r["max"]
         extra.append(f"server cpu {mx['server_cpu_ms_per_req']:.2f} ms/req of which sys "
-                     f"{mx['server_sys_s'] * 1e3 / max(mx['answered'], 1):.2f}")
+                     f"{mx['server_sys_s'] * 1e3 / max(mx['answered'], 1):.2f}"
+                     + (f", intake writer {mx['writer_cpu_s'] * 1e3 / max(mx['answered'], 1):.2f} "
+                        f"({mx['writer_cpu_s'] / max(mx['wall_s'], 1e-9):.2f} cores)" if mx["writer_cpu_s"] else ""))
         extra.append(f"steady cpu {r['steady']['server_cpu_ms_per_req']:.2f} ms/req")
+        if r.get("writer_batches"):
+            events, commits = r["writer_batches"]
+            extra.append(f"intake writer: {events} events in {commits} transactions "
+                         f"({events / max(commits, 1):.1f} per transaction, whole target)")
         disk = r["steady"].get("disk", {})
         if disk.get("samples"):
             extra.append(f"disk fdatasync during the steady run: p50 {disk['p50_ms']:.2f} ms, max "
