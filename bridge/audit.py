@@ -16,6 +16,7 @@ from typing import Union
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from bridge.store.driver_sql import DriverStatement
 from bridge.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -45,9 +46,10 @@ Entry = tuple[str, str, dict[str, DetailValue]]  # action, subject, detail
 
 # Built once: webhook intake appends in every transaction.
 _head = AuditHead.__table__
-_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
-_INSERT_ENTRIES = insert(AuditEntry.__table__)
-_MOVE_HEAD = update(_head).where(_head.c.id == HEAD_ID).values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+_LOCK_HEAD = DriverStatement(select(_head.c.seq, _head.c.hash).where(_head.c.id == bindparam("head_id")).with_for_update())
+_INSERT_ENTRIES = DriverStatement(insert(AuditEntry.__table__))
+_MOVE_HEAD = DriverStatement(update(_head).where(_head.c.id == bindparam("head_id"))
+                             .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")))
 
 
 def append(session: Session, action: str, subject: str, detail: dict[str, DetailValue], *, at: datetime) -> int:
@@ -68,7 +70,7 @@ def append_many(target: Session | Connection, entries: Sequence[Entry], *, at: d
     if held is not None and held[0] is transaction:
         seq, prev_hash = held[1], held[2]
     else:
-        seq, prev_hash = connection.execute(_LOCK_HEAD).one()
+        seq, prev_hash = _LOCK_HEAD.run(connection, {"head_id": HEAD_ID}).one()
     rows = []
     for (action, subject, _), body in zip(entries, bodies):
         seq += 1
@@ -76,8 +78,8 @@ def append_many(target: Session | Connection, entries: Sequence[Entry], *, at: d
         rows.append({"seq": seq, "at": at, "action": action, "subject": subject, "detail": body,
                      "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    connection.execute(_INSERT_ENTRIES, rows)
-    connection.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev_hash})
+    _INSERT_ENTRIES.run(connection, rows)
+    _MOVE_HEAD.run(connection, {"head_id": HEAD_ID, "head_seq": seq, "head_hash": prev_hash})
     target.info[_HEAD] = (transaction, seq, prev_hash)
     return seq
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge import audit, emails, notify, states
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue
+from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
 from bridge.store.engine import core_transaction
 from bridge.store.models import Contact, Event, Inquiry
 
@@ -55,8 +56,9 @@ def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEve
 
 _events, _inquiries, _contacts = Event.__table__, Inquiry.__table__, Contact.__table__
 
-_KNOWN_EVENTS = select(_events.c.event_id).where(_events.c.event_id.in_(bindparam("ids", expanding=True)))
+_KNOWN_EVENTS = ListStatement(lambda n: select(_events.c.event_id).where(_events.c.event_id.in_(in_list("ids", n))))
 # One statement, in a fixed order: concurrent batches lock shared inquiries without deadlocking.
+# Through SQLAlchemy's own execution: its rows carry datetimes, which need its result processing.
 _LOCK_INQUIRIES = (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
@@ -64,18 +66,19 @@ _LOCK_INQUIRIES = (
     .where(_inquiries.c.inquiry_id.in_(bindparam("ids", expanding=True)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 )
-_FIND_CONTACTS = select(_contacts.c.id, _contacts.c.email, _contacts.c.reference_id, _contacts.c.first_name).where(
-    _contacts.c.reference_id.in_(bindparam("refs", expanding=True))
-    | _contacts.c.email.in_(bindparam("emails", expanding=True)))
+_CONTACT_COLUMNS = (_contacts.c.id, _contacts.c.email, _contacts.c.reference_id, _contacts.c.first_name)
+_FIND_CONTACTS = ListStatement(lambda refs, emails: select(*_CONTACT_COLUMNS).where(or_(
+    *([_contacts.c.reference_id.in_(in_list("refs", refs))] if refs else []),
+    *([_contacts.c.email.in_(in_list("emails", emails))] if emails else []))))
 _INSERT_CONTACTS = insert(_contacts).returning(_contacts.c.id, sort_by_parameter_order=True)
-_NAME_CONTACTS = (update(_contacts).where(_contacts.c.id == bindparam("b_id"))
-                  .values(first_name=bindparam("b_first_name"), updated_at=bindparam("b_now")))
-_INSERT_INQUIRIES = insert(_inquiries)
-_UPDATE_INQUIRIES = update(_inquiries).where(_inquiries.c.id == bindparam("b_id")).values(
+_NAME_CONTACTS = DriverStatement(update(_contacts).where(_contacts.c.id == bindparam("b_id"))
+                                 .values(first_name=bindparam("b_first_name"), updated_at=bindparam("b_now")))
+_INSERT_INQUIRIES = DriverStatement(insert(_inquiries))
+_UPDATE_INQUIRIES = DriverStatement(update(_inquiries).where(_inquiries.c.id == bindparam("b_id")).values(
     contact_id=bindparam("b_contact_id"), reference_id=bindparam("b_reference_id"), status=bindparam("b_status"),
     decided_at=bindparam("b_decided_at"), decided_by=bindparam("b_decided_by"),
-    redacted_at=bindparam("b_redacted_at"), updated_at=bindparam("b_now"))
-_INSERT_EVENTS = insert(_events)
+    redacted_at=bindparam("b_redacted_at"), updated_at=bindparam("b_now")))
+_INSERT_EVENTS = DriverStatement(insert(_events))
 
 
 # -- the batch ---------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class _Batch:
     # reads: known event ids, the batch's inquiries (locked) and their waiting CRM syncs, the contacts
     # they may link to
     def _read(self, connection: Connection, items: Sequence[tuple[PersonaEvent, bytes]]) -> None:
-        self.known = set(connection.scalars(_KNOWN_EVENTS, {"ids": list({e.event_id for e, _ in items})}))
+        self.known = {row[0] for row in _KNOWN_EVENTS.run(connection, {}, {"ids": sorted({e.event_id for e, _ in items})})}
         snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
         inquiry_ids = sorted({s.inquiry_id for s in snapshots})
         if inquiry_ids:
@@ -148,7 +151,7 @@ class _Batch:
         references = {s.reference_id for s in unlinked if s.reference_id}
         addresses = {e for e in (emails.normalize(s.email) for s in unlinked) if e}
         if references or addresses:
-            for row in connection.execute(_FIND_CONTACTS, {"refs": list(references), "emails": list(addresses)}):
+            for row in _FIND_CONTACTS.run(connection, {}, {"refs": sorted(references), "emails": sorted(addresses)}):
                 contact = _ContactRow(row.id, row.email, row.first_name, row.reference_id)
                 if contact.reference_id:
                     self.contacts[f"ref:{contact.reference_id}"] = contact
@@ -257,22 +260,22 @@ class _Batch:
         renamed = [{"b_id": c.id, "b_first_name": c.first_name, "b_now": now}
                    for c in set(self.contacts.values()) if c.renamed and c.id is not None]
         if renamed:
-            connection.execute(_NAME_CONTACTS, renamed)
+            _NAME_CONTACTS.run(connection, renamed)
         changed = [i for i in self.inquiries.values() if i.changed or i.id is None]
         for inquiry in changed:
             if inquiry.contact is not None:
                 inquiry.contact_id = inquiry.contact.id
         new = [_inquiry_values(i, now) for i in changed if i.id is None]
         if new:
-            connection.execute(_INSERT_INQUIRIES, new)
+            _INSERT_INQUIRIES.run(connection, new)
         updates = [{"b_id": i.id, "b_contact_id": i.contact_id, "b_reference_id": i.reference_id,
                     "b_status": i.status, "b_decided_at": i.decided_at, "b_decided_by": i.decided_by,
                     "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
         if updates:
-            connection.execute(_UPDATE_INQUIRIES, updates)
+            _UPDATE_INQUIRIES.run(connection, updates)
         queue.add_many(connection, self.job_rows)
         if self.event_rows:
-            connection.execute(_INSERT_EVENTS, self.event_rows)
+            _INSERT_EVENTS.run(connection, self.event_rows)
         if self.audit_entries:
             audit.append_many(connection, self.audit_entries, at=now)
 

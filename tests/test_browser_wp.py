@@ -23,9 +23,12 @@ pytest_plugins = ["wp.fixtures"]
 
 def log_in(context, site, login: str):  # type: ignore[no-untyped-def]
     page = context.new_page()
-    page.goto(site.url + "/wp-login.php")
+    # After its scripts have run: once in CI the form went out with an empty password field.
+    page.goto(site.url + "/wp-login.php", wait_until="networkidle")
+    password = site.info["users"][login]["pass"]
     page.fill("#user_login", login)
-    page.fill("#user_pass", site.info["users"][login]["pass"])
+    page.fill("#user_pass", password)
+    assert page.input_value("#user_pass") == password
     page.click("#wp-submit")
     page.wait_for_load_state()
     assert "wp-login.php" not in page.url, page.inner_text("body")[:500]

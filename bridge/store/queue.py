@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
 from bridge.store.models import Job
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
@@ -64,8 +65,9 @@ def enqueue(
     return True
 
 
-_JOBS_OF_INQUIRIES = select(_jobs.c.inquiry_id, _jobs.c.state, _jobs.c.attempts).where(
-    _jobs.c.kind == bindparam("kind"), _jobs.c.inquiry_id.in_(bindparam("ids", expanding=True)))
+_JOBS_OF_INQUIRIES = ListStatement(lambda n: select(_jobs.c.inquiry_id, _jobs.c.state, _jobs.c.attempts).where(
+    _jobs.c.kind == bindparam("kind"), _jobs.c.inquiry_id.in_(in_list("ids", n))))
+_ADD = DriverStatement(_INSERT)
 
 
 def not_started_for(connection: Connection, kind: str, inquiry_ids: Sequence[str]) -> set[str]:
@@ -75,14 +77,14 @@ def not_started_for(connection: Connection, kind: str, inquiry_ids: Sequence[str
     instead of looking up these inquiries (ms per call, growing with the backlog)."""
     if not inquiry_ids:
         return set()
-    rows = connection.execute(_JOBS_OF_INQUIRIES, {"kind": kind, "ids": list(inquiry_ids)})
+    rows = _JOBS_OF_INQUIRIES.run(connection, {"kind": kind}, {"ids": inquiry_ids})
     return {row.inquiry_id for row in rows if row.state == QUEUED and row.attempts == 0}
 
 
 def add_many(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert `job_row`s in the caller's transaction, in one statement."""
     if rows:
-        connection.execute(_INSERT, rows)
+        _ADD.run(connection, rows)
 
 
 def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int) -> list[ClaimedJob]:
