@@ -171,6 +171,7 @@ class CpuSample:
     tree: dict[int, int]  # gunicorn master + descendants: pid → user+sys ticks
     tree_sys: dict[int, int]  # the same, sys ticks only
     writer: dict[int, int]  # the intake writer among them (bridge/intake_writer.py): pid → ticks
+    web: dict[int, int]  # gunicorn's web workers (the master's other children): pid → ticks
     db: dict[int, int]  # PostgreSQL processes serving the scratch database: pid → ticks
     machine_busy: int
     machine_total: int
@@ -198,8 +199,9 @@ def sample_cpu(root_pid: int, db_pids: set[int] = frozenset()) -> CpuSample:  # 
             stack.extend(children.get(pid, ()))
     db = {pid: procs[pid][1] + procs[pid][2] for pid in db_pids if pid in procs}
     writer = {pid: ticks for pid, ticks in tree.items() if _is_intake_writer(pid)}
+    web = {pid: tree[pid] for pid in children.get(root_pid, ()) if pid in tree and pid not in writer}
     busy, total = _machine()
-    return CpuSample(tree, tree_sys, writer, db, busy, total, time.perf_counter())
+    return CpuSample(tree, tree_sys, writer, web, db, busy, total, time.perf_counter())
 
 
 def _is_intake_writer(pid: int) -> bool:
@@ -217,7 +219,10 @@ def cpu_delta(a: CpuSample, b: CpuSample) -> dict:
     writer = sum(t - a.writer.get(pid, 0) for pid, t in b.writer.items()) / CLK_TCK
     db = sum(t - a.db.get(pid, 0) for pid, t in b.db.items()) / CLK_TCK
     total = b.machine_total - a.machine_total
-    return {"server_cpu_s": tree, "server_sys_s": tree_sys, "writer_cpu_s": writer, "db_cpu_s": db, "wall_s": b.wall - a.wall,
+    # Which worker accepts which connection is luck: a lopsided split caps a round at one process.
+    web = sorted(((t - a.web.get(pid, 0)) for pid, t in b.web.items()), reverse=True)
+    web_split = [round(100 * t / sum(web)) for t in web] if sum(web) else []
+    return {"web_split_pct": web_split, "server_cpu_s": tree, "server_sys_s": tree_sys, "writer_cpu_s": writer, "db_cpu_s": db, "wall_s": b.wall - a.wall,
             "machine_busy_s": (b.machine_busy - a.machine_busy) / CLK_TCK,
             "machine_busy": (b.machine_busy - a.machine_busy) / total if total else float("nan")}
 
@@ -645,6 +650,7 @@ def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffi
             time.sleep(1.0)
         mx = sorted(rounds, key=lambda run: run["throughput_rps"])[len(rounds) // 2]
         out["max_rounds_rps"] = [run["throughput_rps"] for run in rounds]
+        out["max_rounds_split"] = ["/".join(map(str, run["web_split_pct"])) for run in rounds]
         steady_first = plan.warmup + plan.rounds * plan.requests
         with DiskProbe(workdir) as disk:
             steady = drive(procs, server, store, requests_file, mode="open", first=steady_first,
@@ -809,6 +815,7 @@ def result_line(r: dict, plan: Plan) -> str:
         "workers": plan.workers, "threads": plan.threads, "connections": plan.connections,
         "max_requests": mx["answered"], "max_rps": round(mx["throughput_rps"], 1),
         "max_rounds_rps": [round(x, 1) for x in r["max_rounds_rps"]],
+        "max_rounds_web_split_pct": r["max_rounds_split"],
         "max_p50_ms": round(mx["p50_ms"], 2), "max_p99_ms": round(mx["p99_ms"], 2),
         "steady_rate": plan.rate, "steady_requests": st["answered"],
         "steady_p50_ms": round(st["p50_ms"], 2), "steady_p99_ms": round(st["p99_ms"], 2),
@@ -925,8 +932,10 @@ def main(argv: list[str] | None = None) -> int:
                 if result.get("server_log_tail"):
                     print("  server log tail:\n    " + result["server_log_tail"].replace("\n", "\n    "))
             else:
-                print(f"  {name}: {result['max']['throughput_rps']:.0f} req/s (rounds: "
-                      f"{', '.join(f'{x:.0f}' for x in result['max_rounds_rps'])}), steady p99 "
+                rounds = ", ".join(f"{x:.0f} [{split}]" for x, split in
+                                   zip(result["max_rounds_rps"], result["max_rounds_split"]))
+                print(f"  {name}: {result['max']['throughput_rps']:.0f} req/s (rounds, web workers' CPU split "
+                      f"in %: {rounds}), steady p99 "
                       f"{result['steady']['p99_ms']:.1f} ms ({time.monotonic() - t:.0f} s)", flush=True)
     except KeyboardInterrupt:
         print("interrupted: stopping servers and dropping scratch databases", file=sys.stderr)
