@@ -23,6 +23,8 @@ from sqlalchemy.sql import ClauseElement, Insert
 
 Params = dict[str, Any]
 _MAX_SHAPES = 1024  # list-length combinations kept per ListStatement
+# The render caches below are filled without a lock: two threads may render the same statement
+# once each, which is harmless.
 
 
 class _Rendered:
