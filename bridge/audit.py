@@ -46,7 +46,8 @@ Entry = tuple[str, str, dict[str, DetailValue]]  # action, subject, detail
 
 # Built once: webhook intake appends in every transaction.
 _head = AuditHead.__table__
-_LOCK_HEAD = DriverStatement(select(_head.c.seq, _head.c.hash).where(_head.c.id == bindparam("head_id")).with_for_update())
+_LOCK_HEAD = DriverStatement(
+    select(_head.c.seq, _head.c.hash).where(_head.c.id == bindparam("head_id")).with_for_update())
 _INSERT_ENTRIES = DriverStatement(insert(AuditEntry.__table__))
 _MOVE_HEAD = DriverStatement(update(_head).where(_head.c.id == bindparam("head_id"))
                              .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")))

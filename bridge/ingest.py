@@ -4,10 +4,10 @@ Calls to other systems never happen here (Persona's deadline is 5 s); they are j
 Several events may share one transaction (see bridge.intake_writer and bridge.group_commit): a 200
 for any of them is only sent after that transaction commits.
 
-This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements
-rather than the ORM unit of work: a batch reads what it needs in at most four queries, decides every
-state change in memory, then writes each table with one statement and takes the global audit lock
-last.
+This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements,
+most of them run through `store.driver_sql`, rather than the ORM unit of work: a batch reads what
+it needs in at most four queries, decides every state change in memory, then writes each table
+with one statement and takes the global audit lock last.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class _Batch:
     # reads: known event ids, the batch's inquiries (locked) and their waiting CRM syncs, the contacts
     # they may link to
     def _read(self, connection: Connection, items: Sequence[tuple[PersonaEvent, bytes]]) -> None:
-        self.known = {row[0] for row in _KNOWN_EVENTS.run(connection, {}, {"ids": sorted({e.event_id for e, _ in items})})}
+        event_ids = sorted({e.event_id for e, _ in items})
+        self.known = {row[0] for row in _KNOWN_EVENTS.run(connection, {}, {"ids": event_ids})}
         snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
         inquiry_ids = sorted({s.inquiry_id for s in snapshots})
         if inquiry_ids:

@@ -34,10 +34,15 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge import ingest
 from bridge.persona import events
 from bridge.store.engine import StoreUnavailable
+
+if TYPE_CHECKING:
+    from bridge.group_commit import GroupCommitter
+    from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +96,7 @@ class _Peer:
 class IntakeWriter:
     """Single-threaded: read every complete request, commit them together, answer, repeat."""
 
-    def __init__(self, runtime, listener: socket.socket, *, parent_pid: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, runtime: Runtime, listener: socket.socket, *, parent_pid: int | None = None) -> None:
         self.runtime = runtime
         self.listener = listener
         self.parent_pid = parent_pid  # stop when it is gone (gunicorn's master killed with -9)
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 class IntakeClient:
     """`submit` like GroupCommitter's, through the writer; in-process when the writer is not there."""
 
-    def __init__(self, path: str, fallback) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, path: str, fallback: GroupCommitter) -> None:
         self.path = path
         self.fallback = fallback
         self._local = threading.local()
@@ -279,7 +284,7 @@ class IntakeClient:
             return self.fallback.submit(event, body)
         try:
             outcome = _read_reply(sock)
-        except (TimeoutError, BlockingIOError) as exc:  # the writer hangs, most likely on the store: so would this process
+        except (TimeoutError, BlockingIOError) as exc:  # the writer hangs, likely on the store: so would we
             self._forget()
             raise StoreUnavailable("intake writer did not answer") from exc
         except OSError:

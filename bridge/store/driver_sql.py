@@ -63,7 +63,8 @@ class DriverStatement:
         if rendered is None:
             rendered = self._rendered[key] = _Rendered(self.statement, connection.dialect, columns)
         if isinstance(params, list):
-            return connection.exec_driver_sql(rendered.sql, [rendered.convert(p) for p in params])  # type: ignore[arg-type]
+            rows = [rendered.convert(p) for p in params]
+            return connection.exec_driver_sql(rendered.sql, rows)  # type: ignore[arg-type]
         return connection.exec_driver_sql(rendered.sql, rendered.convert(params))  # type: ignore[arg-type]
 
 
