@@ -172,3 +172,13 @@ def test_gunicorn_workers_freeze_their_start_up_heap():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_gunicorn_app_logs_at_the_configured_level(database_url):
+    """BRIDGE_LOG_LEVEL sets gunicorn's level (gunicorn.conf.py) and the app's own (bridge.wsgi)."""
+    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_LOG_LEVEL": "warning"}
+    probe = "import logging, bridge.wsgi; print(logging.getLevelName(logging.getLogger('bridge').getEffectiveLevel()))"
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "WARNING", result.stderr
