@@ -625,57 +625,109 @@ def drive(procs: Processes, server: Server, store: Store | None, requests_file: 
     return result
 
 
-def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffic, requests_file: Path,
-               workdir: Path, plan: Plan) -> dict:
-    out: dict = {"target": name, "backend": store.backend if store else None}
-    env: dict[str, str] = {}
-    app = "bare_receiver:app" if store is None else None
-    server = None
-    try:
-        if store is not None:
-            store.create()
-            env["BRIDGE_DATABASE_URL"] = store.url
-            if isinstance(store, PostgresStore):
-                out["db_settings"] = store.settings()
-        server = Server(procs, name, app, env, workdir, plan)
-        server.wait_ready(plan.workers)
-        # Several max-throughput rounds, each with new events and new connections (which of the
-        # workers accepts which connection is luck, and moved the bare receiver by +-15 %); the
-        # median round stands for the target.
-        rounds = []
-        for i in range(plan.rounds):
-            rounds.append(drive(procs, server, store, requests_file, mode="closed",
-                                first=0 if i == 0 else plan.warmup + i * plan.requests, count=plan.requests,
-                                warmup=plan.warmup if i == 0 else 0, plan=plan))
+class TargetRun:
+    """One target through the bench's phases. All targets' servers run at once and their
+    max-throughput rounds take turns (bare, full-sqlite, full-postgres, bare, ...), so a change in
+    the machine's speed during the bench (it is shared) hits every target alike instead of
+    skewing the ratio. Idle servers use no CPU. An error ends this target only."""
+
+    def __init__(self, name: str, store: Store | None, procs: Processes, workdir: Path, requests_file: Path,
+                 plan: Plan) -> None:
+        self.name, self.store, self.procs, self.workdir, self.plan = name, store, procs, workdir, plan
+        self.requests_file = requests_file
+        self.out: dict = {"target": name, "backend": store.backend if store else None}
+        self.server: Server | None = None
+        self.rounds: list[dict] = []
+        self.steady_run: dict | None = None
+
+    @property
+    def live(self) -> bool:
+        return "error" not in self.out
+
+    def _guard(self, phase):  # type: ignore[no-untyped-def]
+        if not self.live:
+            return
+        try:
+            phase()
+        except Exception as exc:  # noqa: BLE001 - report the target as failed, keep going
+            self.out["error"] = f"{type(exc).__name__}: {exc}"
+            if self.server is not None:
+                self.out["server_log_tail"] = self.server.tail()
+
+    def start(self) -> None:
+        def phase() -> None:
+            env: dict[str, str] = {}
+            if self.store is not None:
+                self.store.create()
+                env["BRIDGE_DATABASE_URL"] = self.store.url
+                if isinstance(self.store, PostgresStore):
+                    self.out["db_settings"] = self.store.settings()
+            app = "bare_receiver:app" if self.store is None else None
+            self.server = Server(self.procs, self.name, app, env, self.workdir, self.plan)
+            self.server.wait_ready(self.plan.workers)
+        self._guard(phase)
+
+    def closed_round(self, i: int) -> None:
+        """Max-throughput round i: new events, new connections (which worker accepts which is luck)."""
+        plan = self.plan
+
+        def phase() -> None:
+            assert self.server is not None
+            self.rounds.append(drive(self.procs, self.server, self.store, self.requests_file, mode="closed",
+                                     first=0 if i == 0 else plan.warmup + i * plan.requests, count=plan.requests,
+                                     warmup=plan.warmup if i == 0 else 0, plan=plan))
             time.sleep(1.0)
-        mx = sorted(rounds, key=lambda run: run["throughput_rps"])[len(rounds) // 2]
+        self._guard(phase)
+
+    def steady(self) -> None:
+        def phase() -> None:
+            assert self.server is not None
+            with DiskProbe(self.workdir) as disk:
+                self.steady_run = drive(self.procs, self.server, self.store, self.requests_file, mode="open",
+                                        first=self.plan.warmup + self.plan.rounds * self.plan.requests,
+                                        count=self.plan.steady_count, warmup=0, plan=self.plan)
+            self.steady_run["disk"] = disk.summary()
+        self._guard(phase)
+
+    def finish(self, traffic: Traffic) -> dict:
+        """Stop the server, then check the store against every 200 it answered; drop the store."""
+        try:
+            if self.server is not None:
+                self.server.stop()
+                if self.live:
+                    self.out["writer_batches"] = self.server.writer_batches()
+            self._guard(lambda: self._summarise(traffic))
+        finally:
+            if self.store is not None:
+                try:
+                    self.store.drop()
+                except Exception as exc:  # noqa: BLE001
+                    self.out.setdefault("error", f"dropping the scratch store failed: {exc}")
+        return self.out
+
+    def _summarise(self, traffic: Traffic) -> None:
+        out, rounds, steady = self.out, self.rounds, self.steady_run
+        assert steady is not None
+        # The median round stands for the target.
+        out["max"] = sorted(rounds, key=lambda run: run["throughput_rps"])[len(rounds) // 2]
         out["max_rounds_rps"] = [run["throughput_rps"] for run in rounds]
         out["max_rounds_split"] = ["/".join(map(str, run["web_split_pct"])) for run in rounds]
-        steady_first = plan.warmup + plan.rounds * plan.requests
-        with DiskProbe(workdir) as disk:
-            steady = drive(procs, server, store, requests_file, mode="open", first=steady_first,
-                           count=plan.steady_count, warmup=0, plan=plan)
-        steady["disk"] = disk.summary()
-        server.stop()
-        out["writer_batches"] = server.writer_batches()
-        server = None
-        runs = [*rounds, steady] + [run["warmup"] for run in rounds if run.get("warmup")]
+        out["steady"] = steady
         ok: set[int] = set()
         failed: set[int] = set()
         non_200: dict[str, int] = {}
-        for run in runs:
+        for run in [*rounds, steady] + [run["warmup"] for run in rounds if run.get("warmup")]:
             ok |= set(run.pop("ok_indices"))
             failed |= set(run.pop("failed_indices"))
             for status, n in run["statuses"].items():
                 if status != "200":
                     non_200[status] = non_200.get(status, 0) + n
-        out["max"], out["steady"] = mx, steady
         out["non_200"] = non_200  # -1: no answer within the grace period, 0: connection error
         out["non_200_total"] = sum(non_200.values())
-        if store is not None:
+        if self.store is not None:
             acked = {traffic.event_ids[i] for i in ok}
             unanswered = {traffic.event_ids[i] for i in failed} - acked
-            stored = store.stored_event_ids()
+            stored = self.store.stored_event_ids()
             extra = stored - acked
             out["durability"] = {
                 "distinct_acked": len(acked), "stored": len(stored),
@@ -684,21 +736,8 @@ def run_target(name: str, store: Store | None, procs: Processes, traffic: Traffi
                 "stored_not_sent": len(extra - unanswered),
                 "counts_equal": len(stored) == len(acked),
                 "ok": acked <= stored and not (extra - unanswered),
-                **store.extra_checks(),
+                **self.store.extra_checks(),
             }
-    except Exception as exc:  # noqa: BLE001 - report the target as failed, keep going
-        out["error"] = f"{type(exc).__name__}: {exc}"
-        if server is not None:
-            out["server_log_tail"] = server.tail()
-    finally:
-        if server is not None:
-            server.stop()
-        if store is not None:
-            try:
-                store.drop()
-            except Exception as exc:  # noqa: BLE001
-                out.setdefault("error", f"dropping the scratch store failed: {exc}")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -898,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="kyc-bench-"))
     started = time.monotonic()
     results: list[dict] = []
-    targets: list[tuple[str, Store | None]] = []
+    targets: list[TargetRun] = []
     try:
         rng = random.Random(args.seed)
         traffic = Traffic()
@@ -916,27 +955,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {len(traffic.requests)} signed requests (avg {size:.0f} bytes, "
               f"{len(set(traffic.event_ids))} distinct events) in {time.perf_counter() - t:.1f} s")
 
-        targets.append(("bare", None))
+        targets.append(TargetRun("bare", None, procs, workdir, requests_file, plan))
         for backend in backends:
-            if backend == "sqlite":
-                targets.append(("full-sqlite", SqliteStore(workdir)))
-            else:
-                targets.append(("full-postgres", PostgresStore(args.postgres_url)))
-        for name, store in targets:
-            t = time.monotonic()
-            print(f"running {name} ...", flush=True)
-            result = run_target(name, store, procs, traffic, requests_file, workdir, plan)
+            store: Store = SqliteStore(workdir) if backend == "sqlite" else PostgresStore(args.postgres_url)
+            targets.append(TargetRun(f"full-{backend}", store, procs, workdir, requests_file, plan))
+        for target in targets:
+            print(f"starting {target.name} ...", flush=True)
+            target.start()
+        for i in range(plan.rounds):
+            for target in targets:
+                target.closed_round(i)
+                if target.live:
+                    print(f"  round {i + 1}: {target.name} {target.rounds[-1]['throughput_rps']:.0f} req/s "
+                          f"[{'/'.join(map(str, target.rounds[-1]['web_split_pct']))}]", flush=True)
+        for target in targets:
+            target.steady()
+        for target in targets:
+            result = target.finish(traffic)
             results.append(result)
             if "error" in result:
-                print(f"  {name}: ERROR {result['error']}")
+                print(f"  {target.name}: ERROR {result['error']}")
                 if result.get("server_log_tail"):
                     print("  server log tail:\n    " + result["server_log_tail"].replace("\n", "\n    "))
             else:
                 rounds = ", ".join(f"{x:.0f} [{split}]" for x, split in
                                    zip(result["max_rounds_rps"], result["max_rounds_split"]))
-                print(f"  {name}: {result['max']['throughput_rps']:.0f} req/s (rounds, web workers' CPU split "
-                      f"in %: {rounds}), steady p99 "
-                      f"{result['steady']['p99_ms']:.1f} ms ({time.monotonic() - t:.0f} s)", flush=True)
+                print(f"  {target.name}: {result['max']['throughput_rps']:.0f} req/s (rounds, web workers' CPU "
+                      f"split in %: {rounds}), steady p99 {result['steady']['p99_ms']:.1f} ms", flush=True)
     except KeyboardInterrupt:
         print("interrupted: stopping servers and dropping scratch databases", file=sys.stderr)
         return 130
@@ -944,10 +989,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
-        for _, store in targets:
-            if store is not None:
+        for target in targets:
+            if target.store is not None:
                 try:
-                    store.drop()
+                    target.store.drop()
                 except Exception as exc:  # noqa: BLE001 - keep cleaning up
                     print(f"could not drop the scratch store: {exc}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
