@@ -968,8 +968,10 @@ def main(argv: list[str] | None = None) -> int:
                 if target.live:
                     print(f"  round {i + 1}: {target.name} {target.rounds[-1]['throughput_rps']:.0f} req/s "
                           f"[{'/'.join(map(str, target.rounds[-1]['web_split_pct']))}]", flush=True)
-        for target in targets:
-            target.steady()
+                if i == plan.rounds - 1:
+                    # Right after its own last round, as when targets ran one after the other: later,
+                    # the full app's fresh tables were being vacuumed and the disk stalled.
+                    target.steady()
         for target in targets:
             result = target.finish(traffic)
             results.append(result)
