@@ -969,8 +969,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  round {i + 1}: {target.name} {target.rounds[-1]['throughput_rps']:.0f} req/s "
                           f"[{'/'.join(map(str, target.rounds[-1]['web_split_pct']))}]", flush=True)
                 if i == plan.rounds - 1:
-                    # Right after its own last round, as when targets ran one after the other: later,
-                    # the full app's fresh tables were being vacuumed and the disk stalled.
+                    # Right after its own last round, as when targets ran one after the other, so the
+                    # steady figures stay comparable with earlier rounds of docs/benchmarks.md.
                     target.steady()
         for target in targets:
             result = target.finish(traffic)
