@@ -36,18 +36,17 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge import ingest
+from bridge import group_commit, ingest
 from bridge.persona import events
 from bridge.store.engine import StoreUnavailable
 
 if TYPE_CHECKING:
-    from bridge.group_commit import GroupCommitter
     from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-REPLY_SECONDS = 30  # like GroupCommitter: past this the store is hanging
+REPLY_SECONDS = group_commit.WAIT_SECONDS  # the in-process committer's deadline: past it the store hangs
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE = 64 * 1024 * 1024  # far above BRIDGE's body limit; a guard against a corrupt stream
 
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
 class IntakeClient:
     """`submit` like GroupCommitter's, through the writer; in-process when the writer is not there."""
 
-    def __init__(self, path: str, fallback: GroupCommitter) -> None:
+    def __init__(self, path: str, fallback: group_commit.GroupCommitter) -> None:
         self.path = path
         self.fallback = fallback
         self._local = threading.local()
