@@ -7,7 +7,10 @@ import sqlalchemy as sa
 
 from bridge import ingest
 from bridge.store.engine import make_engine
+from bridge.store.models import Event
 from test_group_commit import parsed
+
+NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -33,3 +36,15 @@ def test_postgres_options_in_the_url_are_kept(database_url):
             assert connection.scalar(sa.text("SHOW plan_cache_mode")) == "force_custom_plan"
     finally:
         engine.dispose()
+
+
+def test_store_errors_do_not_carry_the_values_they_were_given(runtime):
+    """A failed statement's message ends up in logs (log.exception in the committers): by default
+    SQLAlchemy puts the statement's parameters in it, here a payload with a person's email."""
+    row = {"event_id": "evt_twice", "name": "inquiry.approved", "inquiry_id": "inq_p", "received_at": NOW,
+           "created_at": NOW, "applied": False, "payload": '{"email-address": "private.person@example.org"}'}
+    with pytest.raises(sa.exc.IntegrityError) as failure:
+        with runtime.engine.begin() as connection:
+            connection.execute(sa.insert(Event.__table__), [row, row])
+    assert "private.person" not in str(failure.value)
+    assert "INSERT INTO kyc_events" in str(failure.value)  # the statement itself still says what failed

@@ -54,8 +54,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
+    # hide_parameters: a failed statement's message, which ends up in logs, would otherwise carry
+    # its values (webhook bodies, emails, names).
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
@@ -71,6 +73,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_recycle=1800,
         isolation_level="READ COMMITTED",
         connect_args=_postgres_options(url) if backend == "postgresql" else {},
+        hide_parameters=True,
     )
 
 
