@@ -172,6 +172,7 @@ class CpuSample:
     tree_sys: dict[int, int]  # the same, sys ticks only
     writer: dict[int, int]  # the intake writer among them (bridge/intake_writer.py): pid → ticks
     web: dict[int, int]  # gunicorn's web workers (the master's other children): pid → ticks
+    web_switches: dict[int, int]  # the web workers' context switches, all threads: pid → count
     db: dict[int, int]  # PostgreSQL processes serving the scratch database: pid → ticks
     machine_busy: int
     machine_total: int
@@ -200,8 +201,23 @@ def sample_cpu(root_pid: int, db_pids: set[int] = frozenset()) -> CpuSample:  # 
     db = {pid: procs[pid][1] + procs[pid][2] for pid in db_pids if pid in procs}
     writer = {pid: ticks for pid, ticks in tree.items() if _is_intake_writer(pid)}
     web = {pid: tree[pid] for pid in children.get(root_pid, ()) if pid in tree and pid not in writer}
+    web_switches = {pid: _context_switches(pid) for pid in web}
     busy, total = _machine()
-    return CpuSample(tree, tree_sys, writer, web, db, busy, total, time.perf_counter())
+    return CpuSample(tree, tree_sys, writer, web, web_switches, db, busy, total, time.perf_counter())
+
+
+def _context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of all of a process's threads so far."""
+    switches = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                for line in fh:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        switches += int(line.split()[1])
+    except OSError:  # the process or a thread is gone
+        pass
+    return switches
 
 
 def _is_intake_writer(pid: int) -> bool:
@@ -222,7 +238,8 @@ def cpu_delta(a: CpuSample, b: CpuSample) -> dict:
     # Which worker accepts which connection is luck: a lopsided split caps a round at one process.
     web = sorted(((t - a.web.get(pid, 0)) for pid, t in b.web.items()), reverse=True)
     web_split = [round(100 * t / sum(web)) for t in web] if sum(web) else []
-    return {"web_split_pct": web_split, "server_cpu_s": tree, "server_sys_s": tree_sys, "writer_cpu_s": writer, "db_cpu_s": db, "wall_s": b.wall - a.wall,
+    web_switches = sum(n - a.web_switches.get(pid, 0) for pid, n in b.web_switches.items())
+    return {"web_split_pct": web_split, "web_context_switches": web_switches, "server_cpu_s": tree, "server_sys_s": tree_sys, "writer_cpu_s": writer, "db_cpu_s": db, "wall_s": b.wall - a.wall,
             "machine_busy_s": (b.machine_busy - a.machine_busy) / CLK_TCK,
             "machine_busy": (b.machine_busy - a.machine_busy) / total if total else float("nan")}
 
@@ -820,6 +837,7 @@ def print_report(results: list[dict], plan: Plan) -> None:
                              f"{dur['stored_not_acked']} (of which never sent {dur['stored_not_sent']}; the rest "
                              "were committed after the client gave up)")
         extra.append(f"loadgen cpu {r['max']['loadgen_cpu_s'] * 1e3 / max(r['max']['answered'], 1):.2f} ms/req")
+        extra.append(f"web context switches {r['max']['web_context_switches'] / max(r['max']['answered'], 1):.1f}/req")
         mx = r["max"]
         extra.append(f"server cpu {mx['server_cpu_ms_per_req']:.2f} ms/req of which sys "
                      f"{mx['server_sys_s'] * 1e3 / max(mx['answered'], 1):.2f}"
