@@ -18,6 +18,7 @@ import threading
 from collections import deque
 
 from bridge import ingest
+from bridge.persona import events
 from bridge.persona.events import PersonaEvent
 from bridge.store.engine import StoreUnavailable
 
@@ -45,9 +46,10 @@ class GroupCommitter:
         self._queue: deque[_Waiting] = deque()
         self._committing = False
 
-    def submit(self, event: PersonaEvent, body: bytes) -> ingest.IngestResult:
-        """Store one event (with whatever else is waiting); raises StoreUnavailable on failure."""
-        me = _Waiting(event, body)
+    def submit(self, body: bytes) -> ingest.IngestResult:
+        """Store one verified webhook body (with whatever else is waiting). Raises
+        events.EventFormatError if it is not a Persona event, StoreUnavailable on store failure."""
+        me = _Waiting(events.parse(body), body)
         with self._lock:
             self._queue.append(me)
             lead = not self._committing

@@ -12,6 +12,7 @@ with one statement and takes the global audit lock last.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
 from bridge.store.engine import core_transaction
 from bridge.store.models import Contact, Event, Inquiry
 
+log = logging.getLogger(__name__)
+
 CRM_SYNC = "crm.sync"
 # A concurrent writer may store the same event, contact or inquiry first; a retry sees its rows.
 _ATTEMPTS = 3
@@ -35,6 +38,7 @@ _ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class IngestResult:
+    event_id: str
     duplicate: bool
     status_changed: bool = False
 
@@ -45,10 +49,14 @@ def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEve
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with core_transaction(engine) as connection:
-                return _Batch(connection, config, now).run(items)
+                results = _Batch(connection, config, now).run(items)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
+            continue
+        for (event, _), result in zip(items, results):  # one line per webhook, once it is committed
+            log.info("webhook %s %s: %s", event.event_id, event.name, "duplicate" if result.duplicate else "stored")
+        return results
     raise AssertionError("unreachable")
 
 
@@ -161,7 +169,7 @@ class _Batch:
 
     def _ingest_one(self, event: PersonaEvent, body: bytes) -> IngestResult:
         if event.event_id in self.known:
-            return IngestResult(duplicate=True)
+            return IngestResult(event.event_id, duplicate=True)
         self.known.add(event.event_id)
         record: dict[str, Any] = {
             "event_id": event.event_id, "name": event.name, "inquiry_id": event.related_inquiry_id,
@@ -170,7 +178,7 @@ class _Batch:
         }
         self.event_rows.append(record)
         changed = event.inquiry is not None and self._apply(event, event.inquiry, record)
-        return IngestResult(duplicate=False, status_changed=changed)
+        return IngestResult(event.event_id, duplicate=False, status_changed=changed)
 
     def _apply(self, event: PersonaEvent, snapshot: InquirySnapshot, record: dict[str, Any]) -> bool:
         inquiry = self.inquiries.get(snapshot.inquiry_id)

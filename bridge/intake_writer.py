@@ -9,8 +9,9 @@ COMMIT, so a 200 still means "durably stored". Events that arrive while it commi
 batch; under load it also waits a moment for more before committing (`LINGER_GAP_SECONDS`).
 
 Protocol: each message is a 4-byte big-endian length and a payload. A web process sends the raw
-webhook body, already signature-checked; the writer answers with one outcome byte. One request at
-a time per connection (a request thread keeps its own connection).
+webhook body, already signature-checked; the writer parses it and answers with one outcome byte
+followed by the event id (or, for a body that is not a Persona event, the parser's message). One
+request at a time per connection (a request thread keeps its own connection).
 
 `gunicorn.conf.py` starts the writer with `WriterProcess` and restarts it if it dies; a web process
 that cannot reach it commits in-process (`GroupCommitter`), so the writer is never a single point
@@ -55,12 +56,12 @@ LINGER_MAX_SECONDS = 0.002  # and never hold the first event back longer than th
 REPLY_SECONDS = group_commit.WAIT_SECONDS  # the in-process committer's deadline: past it the store hangs
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE = 64 * 1024 * 1024  # far above BRIDGE's body limit; a guard against a corrupt stream
+_MAX_REPLY = 64 * 1024  # an outcome byte and an event id or an error message
 
 # Outcome bytes.
 _STORED, _CHANGED, _DUPLICATE = b"s", b"c", b"d"
 _UNAVAILABLE, _MALFORMED, _FAILED = b"u", b"m", b"f"
-_RESULTS = {_STORED: ingest.IngestResult(duplicate=False), _DUPLICATE: ingest.IngestResult(duplicate=True),
-            _CHANGED: ingest.IngestResult(duplicate=False, status_changed=True)}
+_RESULTS = {_STORED: (False, False), _DUPLICATE: (True, False), _CHANGED: (False, True)}  # duplicate, changed
 
 
 def _outcome(result: ingest.IngestResult) -> bytes:
@@ -74,7 +75,7 @@ def frame(payload: bytes) -> bytes:
 
 
 class WriterError(Exception):
-    """The writer refused an event or failed to store it for a reason that is not transient."""
+    """The writer failed to store an event for a reason that is not transient (a bug: see its log)."""
 
 
 # -- the writer ------------------------------------------------------------------------------------
@@ -174,8 +175,8 @@ class IntakeWriter:
             for body in bodies:
                 try:
                     pending.append((peer, events.parse(body), body))
-                except events.EventFormatError:  # the web process parsed it already; a bug if seen
-                    self._reply(peer, _MALFORMED)
+                except events.EventFormatError as exc:  # its message never quotes the body
+                    self._reply(peer, _MALFORMED + str(exc).encode())
         return pending
 
     def _accept(self) -> None:
@@ -194,7 +195,7 @@ class IntakeWriter:
         rt = self.runtime
         try:
             results = ingest.ingest_many(rt.engine, rt.config, [(e, b) for _, e, b in batch], now=rt.clock())
-            outcomes = [_outcome(r) for r in results]
+            outcomes = [_outcome(r) + r.event_id.encode() for r in results]
         except StoreUnavailable:
             outcomes = [_UNAVAILABLE] * len(batch)
         except Exception:
@@ -208,7 +209,7 @@ class IntakeWriter:
             self._reply(peer, outcome)
 
     def _reply(self, peer: _Peer, outcome: bytes) -> None:
-        # One request in flight per connection: the answer always fits the empty send buffer.
+        # One request in flight per connection: the short answer fits the empty send buffer.
         try:
             peer.sock.sendall(frame(outcome))
         except OSError:  # the web process went away; Persona's retry will find the event stored
@@ -301,12 +302,12 @@ class IntakeClient:
                     raise StoreUnavailable("intake writer unreachable") from exc
         raise AssertionError("unreachable")
 
-    def submit(self, event: events.PersonaEvent, body: bytes) -> ingest.IngestResult:
+    def submit(self, body: bytes) -> ingest.IngestResult:
         sock = self._send(body)
         if sock is None:
-            return self.fallback.submit(event, body)
+            return self.fallback.submit(body)
         try:
-            outcome = _read_reply(sock)
+            reply = _read_reply(sock)
         except (TimeoutError, BlockingIOError) as exc:  # the writer hangs, likely on the store: so would we
             self._forget()
             raise StoreUnavailable("intake writer did not answer") from exc
@@ -314,23 +315,31 @@ class IntakeClient:
             # The writer died with this request, stored or not. Storing it here is safe either way:
             # the event-id dedupe answers a stored one as a duplicate.
             self._forget()
-            return self.fallback.submit(event, body)
-        if outcome in _RESULTS:
-            return _RESULTS[outcome]
-        if outcome == _UNAVAILABLE:
+            return self.fallback.submit(body)
+        code, detail = reply[:1], reply[1:].decode()
+        if code in _RESULTS:
+            return ingest.IngestResult(detail, *_RESULTS[code])
+        if code == _MALFORMED:
+            raise events.EventFormatError(detail)
+        if code == _UNAVAILABLE:
             raise StoreUnavailable("store unavailable")
-        raise WriterError("malformed event" if outcome == _MALFORMED else "the intake writer failed to store it")
+        raise WriterError("the intake writer failed to store it")
 
 
 def _read_reply(sock: socket.socket) -> bytes:
-    wanted = _HEADER.size + 1
+    # One request in flight per connection: whatever arrives belongs to this reply.
     data = b""
-    while len(data) < wanted:
-        chunk = sock.recv(wanted - len(data))
+    while True:
+        chunk = sock.recv(1024)
         if not chunk:
             raise ConnectionResetError("intake writer closed the connection")
         data += chunk
-    return data[_HEADER.size:]
+        if len(data) >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(data)
+            if not 0 < length <= _MAX_REPLY:
+                raise ConnectionResetError(f"intake writer sent a reply of {length} bytes")
+            if len(data) >= _HEADER.size + length:
+                return data[_HEADER.size:_HEADER.size + length]
 
 
 # -- the process, for gunicorn's master --------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Group commit: concurrent webhooks share transactions; each still answers only after COMMIT."""
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from bridge import ingest
@@ -26,6 +28,10 @@ def parsed(config, n, status="approved", event_id=None):
     return events.parse(body), body
 
 
+def body_of(config, n, **kwargs) -> bytes:
+    return parsed(config, n, **kwargs)[1]
+
+
 def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config, monkeypatch):
     sizes = []
     real = ingest.ingest_many
@@ -40,7 +46,7 @@ def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config
     committer = GroupCommitter(runtime)
     items = [parsed(config, n) for n in range(40)]
     with ThreadPoolExecutor(max_workers=40) as pool:
-        results = list(pool.map(lambda item: committer.submit(*item), items))
+        results = list(pool.map(lambda item: committer.submit(item[1]), items))
     assert not any(r.duplicate for r in results)
     assert sum(sizes) == 40 and max(sizes) > 1  # batched
     with runtime.sessions() as session:
@@ -74,7 +80,7 @@ def test_store_down_fails_every_waiting_request(config):
 
     def submit(n):
         try:
-            committer.submit(*parsed(config, n))
+            committer.submit(body_of(config, n))
         except StoreUnavailable as exc:
             errors.append(exc)
 
@@ -106,7 +112,7 @@ def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime,
     results = {}
 
     def submit(n):
-        results[n] = committer.submit(*items[n])
+        results[n] = committer.submit(items[n][1])
 
     leader = threading.Thread(target=submit, args=(0,), name="request-0")
     leader.start()
@@ -120,3 +126,25 @@ def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime,
     names = [name for name, _ in committing_threads]
     assert names[0] == "request-0" and all(name.startswith("request-") for name in names)
     assert sum(size for _, size in committing_threads) == 12 and committing_threads[1][1] > 1
+
+
+def test_one_log_line_per_webhook_once_committed_and_none_when_the_commit_fails(runtime, config, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="bridge.ingest")
+    committer = GroupCommitter(runtime)
+    committer.submit(body_of(config, 1, event_id="evt_gclog1"))
+    committer.submit(body_of(config, 1, event_id="evt_gclog1"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.ingest"]
+    assert lines == ["webhook evt_gclog1 inquiry.approved: stored", "webhook evt_gclog1 inquiry.approved: duplicate"]
+    caplog.clear()
+    monkeypatch.setattr("bridge.ingest._Batch._write", lambda self, connection: (_ for _ in ()).throw(
+        StoreUnavailable("OperationalError")))
+    with pytest.raises(StoreUnavailable):
+        committer.submit(body_of(config, 2, event_id="evt_gclog2"))
+    assert not [r for r in caplog.records if r.name == "bridge.ingest"]
+
+
+def test_a_body_that_is_no_persona_event_is_refused_before_it_waits_for_a_commit(runtime):
+    committer = GroupCommitter(runtime)
+    with pytest.raises(events.EventFormatError, match="data.type must be 'event'"):
+        committer.submit(b'{"data": {"type": "inquiry", "id": "inq_1"}}')
+    assert not committer._queue and not committer._committing

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from bridge import ingest, intake_writer
 from bridge.group_commit import GroupCommitter
 from bridge.intake_writer import IntakeClient, IntakeWriter, WriterError, listen
-from bridge.persona import signature
+from bridge.persona import events, signature
 from bridge.store.engine import StoreUnavailable
 from bridge.store.models import Event, Inquiry
 from conftest import WEBHOOK_SECRET, free_port, wait_healthy
-from test_group_commit import parsed
+from test_group_commit import body_of, parsed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def count(runtime, model) -> int:
 
 
 class NoFallback:
-    def submit(self, event, body):
+    def submit(self, body):
         raise AssertionError("the client committed in-process although the writer was there")
 
 
@@ -82,21 +82,40 @@ def test_events_from_many_threads_share_the_writers_transactions(runtime, config
     client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
     items = [parsed(config, n, event_id=f"evt_iw{n:03d}") for n in range(40)]
     with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(lambda item: client.submit(*item), items))
+        results = list(pool.map(lambda item: client.submit(item[1]), items))
     assert not any(r.duplicate for r in results)
     assert writer.writer.committed == 40 and max(writer.writer.recent_batches) > 1
     assert count(runtime, Event) == 40 and count(runtime, Inquiry) == 7
     # A re-delivery is answered as a duplicate and stores nothing.
-    again = client.submit(*items[0])
+    again = client.submit(items[0][1])
     assert again.duplicate and count(runtime, Event) == 40
 
 
 def test_status_changes_are_reported_as_by_the_in_process_committer(runtime, config, writer):
     client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
-    first = client.submit(*parsed(config, 1, status="approved", event_id="evt_iwsc1"))  # new inquiry inq_gc01
+    first = client.submit(body_of(config, 1, status="approved", event_id="evt_iwsc1"))  # new inquiry inq_gc01
     assert first.status_changed and not first.duplicate
-    same_status = client.submit(*parsed(config, 8, status="approved", event_id="evt_iwsc8"))  # inq_gc01 again
+    same_status = client.submit(body_of(config, 8, status="approved", event_id="evt_iwsc8"))  # inq_gc01 again
     assert not same_status.status_changed and not same_status.duplicate
+
+
+def test_the_writer_parses_and_answers_with_the_event_id(runtime, config, writer):
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    assert client.submit(body_of(config, 1, event_id="evt_iwid1")).event_id == "evt_iwid1"
+    assert client.submit(body_of(config, 1, event_id="evt_iwid1")) == ingest.IngestResult("evt_iwid1", duplicate=True)
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", "body is not valid JSON"),
+    (b'{"data": {"type": "event", "id": "evt_x", "attributes": {"name": "inquiry.approved"}}}',
+     "data.attributes.created-at is missing or not a string"),
+])
+def test_a_body_that_is_no_persona_event_gets_the_parsers_message(runtime, config, writer, body, message):
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    with pytest.raises(events.EventFormatError, match=f"^{re.escape(message)}$"):
+        client.submit(body)
+    assert count(runtime, Event) == 0 and writer.writer.commits == 0
+    assert not client.submit(body_of(config, 1)).duplicate  # the same connection goes on
 
 
 def test_store_trouble_reaches_the_web_process(runtime, config, writer, monkeypatch):
@@ -107,33 +126,33 @@ def test_store_trouble_reaches_the_web_process(runtime, config, writer, monkeypa
 
     monkeypatch.setattr(ingest, "ingest_many", unavailable)
     with pytest.raises(StoreUnavailable):
-        client.submit(*parsed(config, 1))
+        client.submit(body_of(config, 1))
 
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(ingest, "ingest_many", broken)
     with pytest.raises(WriterError):
-        client.submit(*parsed(config, 2))
+        client.submit(body_of(config, 2))
     monkeypatch.undo()
-    assert client.submit(*parsed(config, 3)).duplicate is False  # the writer goes on serving
+    assert client.submit(body_of(config, 3)).duplicate is False  # the writer goes on serving
     assert count(runtime, Event) == 1
 
 
 def test_without_a_writer_the_web_process_commits_itself(runtime, config, socket_path):
     client = IntakeClient(socket_path, fallback=GroupCommitter(runtime))  # nothing listens there
-    result = client.submit(*parsed(config, 1))
+    result = client.submit(body_of(config, 1))
     assert not result.duplicate and count(runtime, Event) == 1
 
 
 def test_a_restarted_writer_is_found_again(runtime, config, socket_path):
     client = IntakeClient(socket_path, fallback=NoFallback())
     first = RunningWriter(runtime, socket_path)
-    assert not client.submit(*parsed(config, 1)).duplicate
+    assert not client.submit(body_of(config, 1)).duplicate
     first.stop()  # closes the connection this thread holds
     second = RunningWriter(runtime, socket_path)
     try:
-        assert not client.submit(*parsed(config, 2)).duplicate
+        assert not client.submit(body_of(config, 2)).duplicate
         assert list(second.writer.recent_batches) == [1]
     finally:
         second.stop()
@@ -161,10 +180,10 @@ class DyingWriter:
 
 @pytest.mark.parametrize("committed", [False, True], ids=["before-commit", "after-commit"])
 def test_a_request_whose_writer_dies_is_stored_by_the_web_process(runtime, config, socket_path, committed):
-    event, body = parsed(config, 1)
+    body = body_of(config, 1)
     in_process = GroupCommitter(runtime)
-    dying = DyingWriter(socket_path, commit=(lambda b: in_process.submit(event, b)) if committed else None)
-    result = IntakeClient(socket_path, fallback=in_process).submit(event, body)
+    dying = DyingWriter(socket_path, commit=in_process.submit if committed else None)
+    result = IntakeClient(socket_path, fallback=in_process).submit(body)
     dying.thread.join(5)
     assert result.duplicate is committed  # a committed one is not stored twice
     assert count(runtime, Event) == 1
@@ -175,7 +194,7 @@ def test_a_writer_that_hangs_costs_a_503_not_a_hung_request(runtime, config, soc
     listener = listen(socket_path)  # accepts (the backlog does) but never answers
     try:
         with pytest.raises(StoreUnavailable):
-            IntakeClient(socket_path, fallback=NoFallback()).submit(*parsed(config, 1))
+            IntakeClient(socket_path, fallback=NoFallback()).submit(body_of(config, 1))
     finally:
         listener.close()
     assert count(runtime, Event) == 0
@@ -190,7 +209,7 @@ def test_a_corrupt_stream_loses_its_connection_not_the_writer(runtime, config, w
     assert rogue.recv(10) == b""  # dropped
     rogue.close()
     client = IntakeClient(path, fallback=NoFallback())
-    assert not client.submit(*parsed(config, 1)).duplicate
+    assert not client.submit(body_of(config, 1)).duplicate
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -357,5 +376,5 @@ def test_gathering_is_bounded_in_time_and_size(runtime, socket_path, monkeypatch
 def test_the_load_flag_follows_the_last_transaction(runtime, config, writer):
     writer.writer._under_load = True
     client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
-    client.submit(*parsed(config, 1))  # answered after its commit, which was a batch of one
+    client.submit(body_of(config, 1))  # answered after its commit, which was a batch of one
     assert writer.writer._under_load is False
