@@ -16,7 +16,7 @@ from typing import Union
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from bridge.store.driver_sql import DriverStatement
+from bridge.store.driver_sql import DriverStatement, pipelined
 from bridge.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -79,8 +79,9 @@ def append_many(target: Session | Connection, entries: Sequence[Entry], *, at: d
         rows.append({"seq": seq, "at": at, "action": action, "subject": subject, "detail": body,
                      "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    _INSERT_ENTRIES.run(connection, rows)
-    _MOVE_HEAD.run(connection, {"head_id": HEAD_ID, "head_seq": seq, "head_hash": prev_hash})
+    with pipelined(connection):
+        _INSERT_ENTRIES.run(connection, rows)
+        _MOVE_HEAD.run(connection, {"head_id": HEAD_ID, "head_seq": seq, "head_hash": prev_hash})
     target.info[_HEAD] = (transaction, seq, prev_hash)
     return seq
 

@@ -25,7 +25,7 @@ from bridge import audit, emails, notify, states
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue
-from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
+from bridge.store.driver_sql import DriverStatement, ListStatement, in_list, pipelined
 from bridge.store.engine import core_transaction
 from bridge.store.models import Contact, Event, Inquiry
 
@@ -268,23 +268,24 @@ class _Batch:
                 contact.id = contact_id
         renamed = [{"b_id": c.id, "b_first_name": c.first_name, "b_now": now}
                    for c in set(self.contacts.values()) if c.renamed and c.id is not None]
-        if renamed:
-            _NAME_CONTACTS.run(connection, renamed)
         changed = [i for i in self.inquiries.values() if i.changed or i.id is None]
         for inquiry in changed:
             if inquiry.contact is not None:
                 inquiry.contact_id = inquiry.contact.id
         new = [_inquiry_values(i, now) for i in changed if i.id is None]
-        if new:
-            _INSERT_INQUIRIES.run(connection, new)
         updates = [{"b_id": i.id, "b_contact_id": i.contact_id, "b_reference_id": i.reference_id,
                     "b_status": i.status, "b_decided_at": i.decided_at, "b_decided_by": i.decided_by,
                     "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
-        if updates:
-            _UPDATE_INQUIRIES.run(connection, updates)
-        queue.add_many(connection, self.job_rows)
-        if self.event_rows:
-            _INSERT_EVENTS.run(connection, self.event_rows)
+        with pipelined(connection):
+            if renamed:
+                _NAME_CONTACTS.run(connection, renamed)
+            if new:
+                _INSERT_INQUIRIES.run(connection, new)
+            if updates:
+                _UPDATE_INQUIRIES.run(connection, updates)
+            queue.add_many(connection, self.job_rows)
+            if self.event_rows:
+                _INSERT_EVENTS.run(connection, self.event_rows)
         if self.audit_entries:
             audit.append_many(connection, self.audit_entries, at=now)
 

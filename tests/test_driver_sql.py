@@ -1,14 +1,18 @@
 """Statements run with exec_driver_sql store exactly what SQLAlchemy's own execution stores."""
 
+import os
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
-from bridge.store.engine import core_transaction
+from bridge import ingest
+from bridge.store.driver_sql import DriverStatement, ListStatement, in_list, pipelined
+from bridge.store.engine import StoreUnavailable, core_transaction
 from bridge.store.models import Event
+from test_group_commit import parsed
 
 _events = Event.__table__
 AT = datetime(2025, 6, 1, 12, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
@@ -61,3 +65,68 @@ def test_errors_arrive_as_sqlalchemy_errors_and_roll_back(runtime):
             insert.run(connection, [event_row("evt_twice"), event_row("evt_twice")])
     with runtime.engine.connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(_events)) == 0
+
+
+def test_pipelined_statements_all_run_and_errors_arrive_as_sqlalchemy_errors(runtime):
+    """On PostgreSQL an error in a pipeline surfaces when it ends, not at the statement: it must
+    still be the class ingest_many retries on, and leave nothing behind."""
+    insert = DriverStatement(sa.insert(_events))
+    rename = DriverStatement(sa.update(_events).where(_events.c.event_id == sa.bindparam("b_id"))
+                             .values(name=sa.bindparam("b_name")))
+    with core_transaction(runtime.engine) as connection:
+        with pipelined(connection):
+            insert.run(connection, [event_row("evt_pipe1"), event_row("evt_pipe2")])
+            rename.run(connection, {"b_id": "evt_pipe2", "b_name": "inquiry.declined"})
+            insert.run(connection, event_row("evt_pipe3"))
+    with runtime.engine.connect() as connection:
+        assert connection.execute(sa.select(_events.c.event_id, _events.c.name).order_by(_events.c.event_id)).all() \
+            == [("evt_pipe1", "inquiry.approved"), ("evt_pipe2", "inquiry.declined"), ("evt_pipe3", "inquiry.approved")]
+
+    with pytest.raises(IntegrityError):
+        with core_transaction(runtime.engine) as connection:
+            with pipelined(connection):
+                insert.run(connection, event_row("evt_pipe4"))
+                insert.run(connection, event_row("evt_pipe1"))  # stored above
+                insert.run(connection, event_row("evt_pipe5"))
+    with runtime.engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(_events)) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_connection_lost_in_a_pipeline_is_unavailable_and_leaves_the_pool(runtime):
+    insert = DriverStatement(sa.insert(_events))
+    with pytest.raises(StoreUnavailable):
+        with core_transaction(runtime.engine) as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with runtime.engine.connect() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            with pipelined(connection):
+                insert.run(connection, event_row("evt_lost"))
+    with core_transaction(runtime.engine) as connection:  # a new connection, not the dead one
+        insert.run(connection, event_row("evt_after"))
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_postgres_intake_round_trips_do_not_grow_with_the_batch(runtime, config, tmp_path):
+    """Each round trip to PostgreSQL costs both sides a wake-up; the intake writer's transaction
+    sends its writes in pipelines. Counted on the wire: one ReadyForQuery per round trip."""
+    trace = tmp_path / "wire.trace"
+
+    @sa.event.listens_for(runtime.engine, "begin")
+    def _trace(connection):  # type: ignore[no-untyped-def]
+        pgconn = connection.connection.driver_connection.pgconn
+        pgconn.trace(os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+
+    def round_trips(batch: list[tuple]) -> int:
+        ingest.ingest_many(runtime.engine, config, batch, now=datetime.now(timezone.utc))
+        with runtime.engine.connect() as connection:
+            connection.connection.driver_connection.pgconn.untrace()
+        return trace.read_text().count("ReadyForQuery")
+
+    # New inquiries and contacts, status changes, jobs and audit entries: every write of the intake.
+    one = round_trips([parsed(config, 0, status="created")])
+    eight = round_trips([parsed(config, n, status="approved", event_id=f"evt_rt{n}") for n in range(1, 9)])
+    # BEGIN, three reads, the contacts (find, insert), the writes, the audit head, its entries, COMMIT.
+    assert one <= 10 and eight <= 10, (one, eight)
