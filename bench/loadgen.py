@@ -193,8 +193,12 @@ class Runner:
 
     # -- modes -------------------------------------------------------------------------------
     def closed(self, first: int, count: int, connections: int, duration: float) -> tuple[int, float]:
-        """Closed loop from request `first`; returns (requests issued, elapsed seconds)."""
-        while len(self.conns) < connections:
+        """Closed loop from request `first`; returns (requests issued, elapsed seconds).
+
+        New connections are opened one per answer, not all at once: gunicorn's workers race to
+        accept each one, and a burst of connections often went to the worker that woke first
+        (all of them, in some rounds), capping that round at one process."""
+        if not self.conns:
             self.idle.append(self.open())
         nxt, last = first, first + count
         t0 = time.perf_counter()
@@ -215,6 +219,8 @@ class Runner:
             if freed:
                 end = now
                 self.idle.extend(freed)
+            if freed and len(self.conns) < connections:
+                self.idle.append(self.open())
             while self.idle and nxt < last and now < stop_at:
                 self.issue(self.idle.pop(), nxt, now)
                 nxt += 1
