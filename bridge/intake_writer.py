@@ -6,7 +6,8 @@ waits for the GIL that its process's request threads hold while it holds that lo
 has one thread and no requests to serve: it reads whatever events have arrived from all web
 processes, stores them in one transaction (`ingest.ingest_many`), and answers each only after
 COMMIT, so a 200 still means "durably stored". Events that arrive while it commits form the next
-batch; under load it also waits a moment for more before committing (`LINGER_GAP_SECONDS`).
+batch; it never waits for more (waiting to fill a transaction left the machine idle and cost
+PostgreSQL 15 % of its throughput: docs/benchmarks.md, round 6).
 
 Protocol: each message is a 4-byte big-endian length and a payload. A web process sends the raw
 webhook body, already signature-checked; the writer parses it and answers with one outcome byte
@@ -47,12 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-# Group commit as PostgreSQL's commit_delay does it: under load (several events in the last
-# transaction, or arriving together) the writer waits while events keep coming, so one
-# transaction, one fsync and one audit-head update serve more of them. Measured on SQLite: 3
-# events per transaction without it, 8-9 with it, and about half the writer's CPU per event.
-LINGER_GAP_SECONDS = 0.0005  # commit once nothing arrived for this long
-LINGER_MAX_SECONDS = 0.002  # and never hold the first event back longer than this
 REPLY_SECONDS = group_commit.WAIT_SECONDS  # the in-process committer's deadline: past it the store hangs
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE = 64 * 1024 * 1024  # far above BRIDGE's body limit; a guard against a corrupt stream
@@ -109,7 +104,6 @@ class IntakeWriter:
         self.recent_batches: deque[int] = deque(maxlen=1000)  # sizes, newest last
         self.committed = 0  # events answered, in all batches
         self.commits = 0
-        self._under_load = False  # the last transaction held several events
         self._selector = selectors.DefaultSelector()
         self._stop = threading.Event()
 
@@ -124,7 +118,7 @@ class IntakeWriter:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     log.warning("intake writer: the server that started it is gone; stopping")
                     break
-                pending = self._collect()
+                pending = self._read(timeout=0.5)
                 while pending:
                     batch, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
                     self._commit(batch)
@@ -132,22 +126,6 @@ class IntakeWriter:
             for key in list(self._selector.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
             self._selector.close()
-
-    def _collect(self) -> list[tuple[_Peer, events.PersonaEvent, bytes]]:
-        """The next batch: what has arrived, and under load what arrives while events keep coming."""
-        pending = self._read(timeout=0.5)
-        if not pending or (len(pending) == 1 and not self._under_load):
-            return pending  # a lone webhook is committed at once
-        deadline = time.monotonic() + LINGER_MAX_SECONDS
-        while len(pending) < MAX_BATCH:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            more = self._read(timeout=min(LINGER_GAP_SECONDS, left))
-            if not more:
-                break
-            pending += more
-        return pending
 
     def _read(self, timeout: float) -> list[tuple[_Peer, events.PersonaEvent, bytes]]:
         pending: list[tuple[_Peer, events.PersonaEvent, bytes]] = []
@@ -202,7 +180,6 @@ class IntakeWriter:
             log.exception("intake writer: commit of %d event(s) failed", len(batch))
             outcomes = [_FAILED] * len(batch)
         self.recent_batches.append(len(batch))
-        self._under_load = len(batch) > 1
         self.committed += len(batch)
         self.commits += 1
         for (peer, _, _), outcome in zip(batch, outcomes):

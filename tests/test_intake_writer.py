@@ -16,7 +16,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from bridge import ingest, intake_writer
+from bridge import ingest
 from bridge.group_commit import GroupCommitter
 from bridge.intake_writer import IntakeClient, IntakeWriter, WriterError, listen
 from bridge.persona import events, signature
@@ -326,55 +326,3 @@ def _writer_pid(master_pid: int) -> int | None:
         if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.intake_writer" in cmdline:
             return pid
     return None
-
-
-class ScriptedReads:
-    """Stands in for IntakeWriter._read: hands out the scripted arrivals, records each wait."""
-
-    def __init__(self, *arrivals: int):
-        self.arrivals = list(arrivals)
-        self.timeouts: list[float] = []
-
-    def __call__(self, timeout: float) -> list:
-        self.timeouts.append(timeout)
-        return [object()] * (self.arrivals.pop(0) if self.arrivals else 0)
-
-
-def scripted_writer(runtime, socket_path, *arrivals: int, under_load: bool) -> tuple[IntakeWriter, ScriptedReads]:
-    writer = IntakeWriter(runtime, listen(socket_path))
-    writer._under_load = under_load
-    writer._read = reads = ScriptedReads(*arrivals)
-    return writer, reads
-
-
-def test_a_lone_webhook_is_committed_without_waiting(runtime, socket_path):
-    writer, reads = scripted_writer(runtime, socket_path, 1, 5, under_load=False)
-    assert len(writer._collect()) == 1
-    assert reads.timeouts == [0.5]  # no second read: nothing held back
-
-
-def test_under_load_the_writer_gathers_while_events_keep_coming(runtime, socket_path):
-    writer, reads = scripted_writer(runtime, socket_path, 1, 3, 2, 0, 7, under_load=True)
-    assert len(writer._collect()) == 6  # stops at the first quiet gap; the 7 form the next batch
-    assert reads.timeouts[1:] == [intake_writer.LINGER_GAP_SECONDS] * 3
-    writer, reads = scripted_writer(runtime, socket_path, 2, 1, 0, under_load=False)
-    assert len(writer._collect()) == 3  # events arriving together also mean load
-
-
-def test_gathering_is_bounded_in_time_and_size(runtime, socket_path, monkeypatch):
-    writer, reads = scripted_writer(runtime, socket_path, *[1] * 10_000, under_load=True)
-    started = time.monotonic()
-    assert 1 < len(writer._collect()) < 10_000
-    assert time.monotonic() - started < intake_writer.LINGER_MAX_SECONDS + 0.05
-    assert all(t <= intake_writer.LINGER_GAP_SECONDS for t in reads.timeouts[1:])
-    monkeypatch.setattr(intake_writer, "LINGER_MAX_SECONDS", 60)
-    monkeypatch.setattr(intake_writer, "MAX_BATCH", 50)
-    writer, reads = scripted_writer(runtime, socket_path, *[1] * 10_000, under_load=True)
-    assert len(writer._collect()) == 50
-
-
-def test_the_load_flag_follows_the_last_transaction(runtime, config, writer):
-    writer.writer._under_load = True
-    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
-    client.submit(body_of(config, 1))  # answered after its commit, which was a batch of one
-    assert writer.writer._under_load is False
