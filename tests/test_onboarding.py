@@ -206,6 +206,25 @@ def test_public_routes_are_rate_limited_per_ip(client, runtime):
     assert client.get("/verify/done", environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
 
 
+def test_limited_routes_tell_their_limit_and_when_to_retry(client, runtime):
+    from dataclasses import replace
+
+    runtime.config = replace(runtime.config, rate_limit_per_ip="3 per minute")
+    answers = [client.get("/verify/done", environ_base={"REMOTE_ADDR": "198.51.100.9"}) for _ in range(4)]
+    assert (answers[0].headers["X-RateLimit-Limit"], answers[0].headers["X-RateLimit-Remaining"]) == ("3", "2")
+    assert answers[3].status_code == 429 and 0 < int(answers[3].headers["Retry-After"]) <= 60
+
+
+def test_every_rate_limited_route_runs_the_limiters_hooks(app):
+    """limits.init_app runs Flask-Limiter's header and teardown hooks for LIMITED_BLUEPRINTS only."""
+    from bridge.web.limits import LIMITED_BLUEPRINTS, limiter
+
+    decorated = limiter.limit_manager._decorated_limits  # Flask-Limiter's record of @limiter.limit
+    limited = {endpoint.split(".")[0] for endpoint, view in app.view_functions.items()
+               if any(key.startswith(f"{view.__module__}.{view.__name__}.") for key in decorated)}
+    assert limited and limited <= set(LIMITED_BLUEPRINTS)
+
+
 def test_link_sessions_are_rate_limited_per_link(client, runtime):
     from dataclasses import replace
 

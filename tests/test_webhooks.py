@@ -58,6 +58,17 @@ def test_duplicate_is_200_and_a_no_op(client, runtime, config):
     assert counts(runtime) == before
 
 
+def test_webhooks_are_not_rate_limited(client, runtime, config):
+    """Persona retries what it cannot deliver; a limit would only delay state changes."""
+    from dataclasses import replace
+
+    runtime.config = replace(runtime.config, rate_limit_per_ip="2 per minute")
+    answers = [post_event(client, event(config, "approved", T0 + timedelta(seconds=n), event_id=f"evt_rl{n}"))
+               for n in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert not [h for h in answers[-1].headers.keys() if h.lower().startswith(("x-ratelimit", "retry-after"))]
+
+
 def test_older_event_arriving_later_never_overwrites_newer_state(client, runtime, config):
     newer = event(config, "declined", T0 + timedelta(minutes=5))
     older = event(config, "completed", T0 + timedelta(minutes=4))
