@@ -104,9 +104,9 @@ def pipelined(connection: Connection) -> Iterator[None]:
 
     Each statement otherwise costs a round trip, which wakes both sides: sending the intake's
     writes this way cut the writer's and PostgreSQL's CPU per event by about a sixth and the
-    transaction's time by a quarter (docs/benchmarks.md, round 6). An error surfaces at the end, as the SQLAlchemy exception class that running
-    the failing statement alone would have raised (ingest_many retries IntegrityError, the store
-    maps OperationalError to 503).
+    transaction's time by a quarter (docs/benchmarks.md, round 6). An error surfaces at the end,
+    as the SQLAlchemy exception class that running the failing statement alone would have raised
+    (ingest_many retries IntegrityError, the store maps OperationalError to 503).
     """
     driver = connection.connection.driver_connection
     if connection.dialect.driver != "psycopg" or driver is None:

@@ -21,7 +21,7 @@ def init_app(app: Flask) -> None:
     # "no limits" on every other request, at a third of a webhook's non-database CPU time.
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     # Its after-request hook (the X-RateLimit headers) and teardown only matter where a limit was
-    # checked: run them for the limited blueprints, not for every webhook (14 µs each).
+    # checked: run them for the limited blueprints, not for every webhook (14 µs a webhook).
     after, teardown = app.after_request_funcs.pop(None), app.teardown_request_funcs.pop(None)
     for name in LIMITED_BLUEPRINTS:
         app.after_request_funcs[name] = [*after, *app.after_request_funcs.get(name, [])]
