@@ -65,15 +65,14 @@ def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEve
 _events, _inquiries, _contacts = Event.__table__, Inquiry.__table__, Contact.__table__
 
 _KNOWN_EVENTS = ListStatement(lambda n: select(_events.c.event_id).where(_events.c.event_id.in_(in_list("ids", n))))
-# One statement, in a fixed order: concurrent batches lock shared inquiries without deadlocking.
-# Through SQLAlchemy's own execution: its rows carry datetimes, which need its result processing.
-_LOCK_INQUIRIES = (
+# In a fixed order: concurrent batches lock shared inquiries without deadlocking.
+_LOCK_INQUIRIES = ListStatement(lambda n: (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
            _inquiries.c.redacted_at)
-    .where(_inquiries.c.inquiry_id.in_(bindparam("ids", expanding=True)))
+    .where(_inquiries.c.inquiry_id.in_(in_list("ids", n)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
-)
+))
 _CONTACT_COLUMNS = (_contacts.c.id, _contacts.c.email, _contacts.c.reference_id, _contacts.c.first_name)
 _FIND_CONTACTS = ListStatement(lambda refs, emails: select(*_CONTACT_COLUMNS).where(or_(
     *([_contacts.c.reference_id.in_(in_list("refs", refs))] if refs else []),
@@ -145,16 +144,21 @@ class _Batch:
     # they may link to
     def _read(self, connection: Connection, items: Sequence[tuple[PersonaEvent, bytes]]) -> None:
         event_ids = sorted({e.event_id for e, _ in items})
-        self.known = {row[0] for row in _KNOWN_EVENTS.run(connection, {}, {"ids": event_ids})}
-        snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
-        inquiry_ids = sorted({s.inquiry_id for s in snapshots})
-        if inquiry_ids:
-            for row in connection.execute(_LOCK_INQUIRIES, {"ids": inquiry_ids}):
-                self.inquiries[row.inquiry_id] = _InquiryRow(**row._asdict())
-            # Asked while holding the inquiries' locks: a worker that claims one of these syncs now
+        # Re-deliveries' inquiries are locked too: then the three reads do not depend on each other
+        # and go to the store together (one round trip on PostgreSQL).
+        inquiry_ids = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry is not None})
+        with pipelined(connection):
+            known = _KNOWN_EVENTS.send(connection, {}, {"ids": event_ids})
+            locked = _LOCK_INQUIRIES.send(connection, {}, {"ids": inquiry_ids}) if inquiry_ids else None
+            # Asked after taking the inquiries' locks: a worker that claims one of these syncs now
             # reads the inquiry after this transaction (crm_sync reads it FOR SHARE).
-            for inquiry_id in queue.not_started_for(connection, CRM_SYNC, sorted(self.inquiries)):
-                self.inquiries[inquiry_id].sync_waiting = True
+            sync_waiting = queue.send_not_started_for(connection, CRM_SYNC, inquiry_ids)
+        self.known = {row["event_id"] for row in known.all()}
+        for row in locked.all() if locked else []:
+            self.inquiries[row["inquiry_id"]] = _InquiryRow(**row)
+        for inquiry_id in sync_waiting() & self.inquiries.keys():
+            self.inquiries[inquiry_id].sync_waiting = True
+        snapshots = [e.inquiry for e, _ in items if e.inquiry is not None and e.event_id not in self.known]
         unlinked = [s for s in snapshots
                     if s.inquiry_id not in self.inquiries or self.inquiries[s.inquiry_id].contact_id is None]
         references = {s.reference_id for s in unlinked if s.reference_id}

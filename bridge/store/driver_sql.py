@@ -8,14 +8,15 @@ what matters: the caller's transaction, SQLAlchemy's exception classes (`Integri
 
 The SQL still comes from the SQLAlchemy statement, compiled for the connection's dialect, and
 values go through the columns' own bind processors (UTC datetimes, SQLite's datetime strings,
-booleans), so what is stored is exactly what the ORM would store. Rows come back as the driver
-returns them: use these for statements whose results are strings and integers only.
+booleans), so what is stored is exactly what the ORM would store. Rows from `run` come back as
+the driver returns them (use it for results of strings and integers only); rows from `send`, the
+way to read inside `pipelined`, go through the columns' result processors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, CursorResult, bindparam
@@ -24,13 +25,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Insert
 
 Params = dict[str, Any]
+_PIPELINE = "kyc_bridge_pipelined"  # Connection.info key: inside `pipelined`
 _MAX_SHAPES = 1024  # list-length combinations kept per ListStatement
 # The render caches below are filled without a lock: two threads may render the same statement
 # once each, which is harmless.
 
 
 class _Rendered:
-    __slots__ = ("order", "processors", "sql")
+    __slots__ = ("columns", "order", "processors", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
@@ -42,6 +44,11 @@ class _Rendered:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
+        # A SELECT's column names and result processors, for rows read by `send` (UTC datetimes,
+        # SQLite's datetime strings), as SQLAlchemy's own result would convert them.
+        selected = getattr(statement, "selected_columns", None)
+        self.columns = [] if selected is None else [
+            (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None)) for column in selected]
 
     def convert(self, params: Params) -> Params | tuple[Any, ...]:
         processors = self.processors
@@ -69,6 +76,31 @@ class DriverStatement:
             return connection.exec_driver_sql(rendered.sql, rows)  # type: ignore[arg-type]
         return connection.exec_driver_sql(rendered.sql, rendered.convert(params))  # type: ignore[arg-type]
 
+    def send(self, connection: Connection, params: Params) -> PendingRows:
+        """Run a SELECT inside `pipelined`; its rows are read from the result after the block."""
+        if not connection.info.get(_PIPELINE):
+            raise RuntimeError("send() is for statements inside a pipelined() block")
+        rendered = self._rendered.get((connection.dialect.name, None))
+        if rendered is None:
+            rendered = self._rendered[(connection.dialect.name, None)] = _Rendered(self.statement, connection.dialect, None)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(rendered.sql, rendered.convert(params))
+        return PendingRows(cursor, rendered.columns)
+
+
+class PendingRows:
+    """The rows of a statement sent in a pipeline: readable once the pipeline has ended."""
+
+    def __init__(self, cursor: Any, columns: list[tuple[str, Callable[[Any], Any] | None]]) -> None:
+        self._cursor, self._columns = cursor, columns
+
+    def all(self) -> list[dict[str, Any]]:
+        try:
+            return [{name: (convert(value) if convert is not None else value)
+                     for (name, convert), value in zip(self._columns, row)} for row in self._cursor.fetchall()]
+        finally:
+            self._cursor.close()
+
 
 class ListStatement:
     """A statement with IN lists, built per list length by `build(*lengths)`, which names its
@@ -79,16 +111,27 @@ class ListStatement:
         self._by_lengths: dict[tuple[int, ...], DriverStatement] = {}
 
     def run(self, connection: Connection, fixed: Params, lists: dict[str, Sequence[Any]]) -> CursorResult[Any]:
+        return self._statement(lists).run(connection, self._params(fixed, lists))
+
+    def send(self, connection: Connection, fixed: Params, lists: dict[str, Sequence[Any]]) -> PendingRows:
+        """`run` inside `pipelined`, for a SELECT (see DriverStatement.send)."""
+        return self._statement(lists).send(connection, self._params(fixed, lists))
+
+    def _statement(self, lists: dict[str, Sequence[Any]]) -> DriverStatement:
         lengths = tuple(len(values) for values in lists.values())
         statement = self._by_lengths.get(lengths)
         if statement is None:
             if len(self._by_lengths) >= _MAX_SHAPES:
                 self._by_lengths.clear()
             statement = self._by_lengths[lengths] = DriverStatement(self.build(*lengths))
+        return statement
+
+    @staticmethod
+    def _params(fixed: Params, lists: dict[str, Sequence[Any]]) -> Params:
         params = dict(fixed)
         for name, values in lists.items():
             params.update({f"{name}_{i}": value for i, value in enumerate(values)})
-        return statement.run(connection, params)
+        return params
 
 
 def in_list(name: str, length: int) -> list[BindParameter[Any]]:
@@ -99,23 +142,26 @@ def in_list(name: str, length: int) -> list[BindParameter[Any]]:
 @contextmanager
 def pipelined(connection: Connection) -> Iterator[None]:
     """Send the statements run inside without waiting for each one's answer, and wait once at the
-    end (psycopg's pipeline mode on PostgreSQL; elsewhere they run as usual). Only for statements
-    whose results nobody reads: in the pipeline a result has no rows until the end.
+    end (psycopg's pipeline mode on PostgreSQL; elsewhere they run one by one as usual). Inside,
+    `run` is for statements whose results nobody reads, and `send` for SELECTs: their rows are
+    read after the block.
 
     Each statement otherwise costs a round trip, which wakes both sides: sending the intake's
     writes this way cut the writer's and PostgreSQL's CPU per event by about a sixth and the
-    transaction's time by a quarter (docs/benchmarks.md, round 6). An error surfaces at the end,
-    as the SQLAlchemy exception class that running the failing statement alone would have raised
-    (ingest_many retries IntegrityError, the store maps OperationalError to 503).
+    transaction's time by a quarter (docs/benchmarks.md, round 6). An error surfaces at the end
+    on PostgreSQL, as the SQLAlchemy exception class that running the failing statement alone
+    would have raised (ingest_many retries IntegrityError, the store maps OperationalError to 503).
     """
     driver = connection.connection.driver_connection
-    if connection.dialect.driver != "psycopg" or driver is None:
-        yield
-        return
     dbapi = connection.dialect.loaded_dbapi
+    pipeline = driver.pipeline() if connection.dialect.driver == "psycopg" else nullcontext()  # type: ignore[union-attr]
+    info = connection.info  # (read before: a connection lost inside can no longer give it)
+    info[_PIPELINE] = True
     try:
-        with driver.pipeline():
+        with pipeline:
             yield
     except dbapi.Error as exc:  # (the transaction's rollback drops a lost connection from the pool)
         raise DBAPIError.instance(None, None, exc, dbapi.Error, hide_parameters=True,
                                   dialect=connection.dialect) from exc
+    finally:
+        info.pop(_PIPELINE, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,15 +70,16 @@ _JOBS_OF_INQUIRIES = ListStatement(lambda n: select(_jobs.c.inquiry_id, _jobs.c.
 _ADD = DriverStatement(_INSERT)
 
 
-def not_started_for(connection: Connection, kind: str, inquiry_ids: Sequence[str]) -> set[str]:
+def send_not_started_for(connection: Connection, kind: str, inquiry_ids: Sequence[str]) -> Callable[[], set[str]]:
     """Which of these inquiries have a job of `kind` queued and not tried yet (the `_NOT_STARTED`
-    rule, applied here). The query names no state on purpose: with a state condition PostgreSQL,
-    whose statistics lag a fast-growing queue, reads every queued job through the due-jobs index
-    instead of looking up these inquiries (ms per call, growing with the backlog)."""
+    rule, applied here), asked inside a `driver_sql.pipelined` block: call the result after it.
+    The query names no state on purpose: with a state condition PostgreSQL, whose statistics lag
+    a fast-growing queue, reads every queued job through the due-jobs index instead of looking up
+    these inquiries (ms per call, growing with the backlog)."""
     if not inquiry_ids:
-        return set()
-    rows = _JOBS_OF_INQUIRIES.run(connection, {"kind": kind}, {"ids": inquiry_ids})
-    return {row.inquiry_id for row in rows if row.state == QUEUED and row.attempts == 0}
+        return set
+    pending = _JOBS_OF_INQUIRIES.send(connection, {"kind": kind}, {"ids": inquiry_ids})
+    return lambda: {row["inquiry_id"] for row in pending.all() if row["state"] == QUEUED and row["attempts"] == 0}
 
 
 def add_many(connection: Connection, rows: list[dict[str, Any]]) -> None:
