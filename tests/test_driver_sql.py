@@ -147,7 +147,9 @@ def test_postgres_intake_round_trips_do_not_grow_with_the_batch(runtime, config,
         ingest.ingest_many(runtime.engine, config, batch, now=datetime.now(timezone.utc))
         with runtime.engine.connect() as connection:
             connection.connection.driver_connection.pgconn.untrace()
-        return trace.read_text().count("ReadyForQuery")
+        wire = trace.read_text()
+        trace.unlink()  # it holds the bound values: the bodies and emails of the events
+        return wire.count("ReadyForQuery")
 
     # New inquiries and contacts, status changes, jobs and audit entries: every write of the intake.
     one = round_trips([parsed(config, 0, status="created")])

@@ -66,11 +66,7 @@ class DriverStatement:
 
     def run(self, connection: Connection, params: Params | list[Params]) -> CursorResult[Any]:
         first = params[0] if isinstance(params, list) else params
-        columns = tuple(first) if isinstance(self.statement, Insert) else None
-        key = (connection.dialect.name, columns)
-        rendered = self._rendered.get(key)
-        if rendered is None:
-            rendered = self._rendered[key] = _Rendered(self.statement, connection.dialect, columns)
+        rendered = self._render(connection, tuple(first) if isinstance(self.statement, Insert) else None)
         if isinstance(params, list):
             rows = [rendered.convert(p) for p in params]
             return connection.exec_driver_sql(rendered.sql, rows)  # type: ignore[arg-type]
@@ -80,12 +76,18 @@ class DriverStatement:
         """Run a SELECT inside `pipelined`; its rows are read from the result after the block."""
         if not connection.info.get(_PIPELINE):
             raise RuntimeError("send() is for statements inside a pipelined() block")
-        rendered = self._rendered.get((connection.dialect.name, None))
-        if rendered is None:
-            rendered = self._rendered[(connection.dialect.name, None)] = _Rendered(self.statement, connection.dialect, None)
+        rendered = self._render(connection, None)
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.execute(rendered.sql, rendered.convert(params))
         return PendingRows(cursor, rendered.columns)
+
+
+    def _render(self, connection: Connection, columns: tuple[str, ...] | None) -> _Rendered:
+        key = (connection.dialect.name, columns)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = self._rendered[key] = _Rendered(self.statement, connection.dialect, columns)
+        return rendered
 
 
 class PendingRows:
