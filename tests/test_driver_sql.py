@@ -2,6 +2,7 @@
 
 import os
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -156,3 +157,64 @@ def test_postgres_intake_round_trips_do_not_grow_with_the_batch(runtime, config,
     eight = round_trips([parsed(config, n, status="approved", event_id=f"evt_rt{n}") for n in range(1, 9)])
     # BEGIN, the reads, the contacts (find, insert), the writes, the audit head, its entries, COMMIT.
     assert one <= 8 and eight <= 8, (one, eight)
+
+
+def test_a_list_of_rows_stores_what_sqlalchemy_stores_row_by_row(runtime):
+    """On PostgreSQL a list of rows travels as one JSON parameter: text that JSON escapes,
+    non-ASCII, NULLs, false and datetimes in another zone must land exactly as SQLAlchemy's own
+    executemany stores them, for INSERT and for UPDATE."""
+    tricky = ['quote " and \\ backslash', "line\nbreak\ttab", "Zoë Ñúñez 名前 👩", "", None]
+    later = AT + timedelta(days=1, microseconds=7)
+    mine = DriverStatement(sa.insert(_events))
+    rename = DriverStatement(sa.update(_events).where(_events.c.event_id == sa.bindparam("b_id"))
+                             .values(payload=sa.bindparam("b_payload"), created_at=sa.bindparam("b_at"),
+                                     applied=sa.bindparam("b_applied")))
+    with core_transaction(runtime.engine) as connection:
+        for prefix, run in (("evt_mine", mine.run), ("evt_core", lambda c, rows: c.execute(sa.insert(_events), rows))):
+            run(connection, [{**event_row(f"{prefix}{n}", AT + timedelta(seconds=n)), "payload": text,
+                              "applied": n % 2 == 0} for n, text in enumerate(tricky)])
+    with runtime.engine.connect() as connection:
+        inserted = connection.execute(sa.select(_events.c.event_id, _events.c.created_at, _events.c.applied,
+                                                _events.c.payload).order_by(_events.c.event_id)).all()
+    assert [row[1:] for row in inserted if row.event_id.startswith("evt_mine")] \
+        == [row[1:] for row in inserted if row.event_id.startswith("evt_core")]
+    assert [row.payload for row in inserted if row.event_id.startswith("evt_mine")] == tricky
+
+    with core_transaction(runtime.engine) as connection:
+        rename.run(connection, [{"b_id": f"evt_mine{n}", "b_payload": text, "b_at": later, "b_applied": False}
+                                for n, text in enumerate(reversed(tricky))])
+        connection.execute(rename.statement, [{"b_id": f"evt_core{n}", "b_payload": text, "b_at": later,
+                                               "b_applied": False} for n, text in enumerate(reversed(tricky))])
+    for n in range(len(tricky)):
+        assert stored(runtime, f"evt_mine{n}") == stored(runtime, f"evt_core{n}")
+    with runtime.sessions() as session:
+        read = session.scalars(sa.select(Event).where(Event.event_id.like("evt_mine%")).order_by(Event.event_id)).all()
+    assert [(e.payload, e.created_at, e.applied) for e in read] == [(t, later, False) for t in reversed(tricky)]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_postgres_runs_a_list_of_rows_as_one_statement(runtime):
+    executions = []
+
+    @sa.event.listens_for(runtime.engine, "before_cursor_execute")
+    def _count(connection, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        executions.append((statement.split()[0], executemany))
+
+    rename = DriverStatement(sa.update(_events).where(_events.c.event_id == sa.bindparam("b_id"))
+                             .values(name=sa.bindparam("b_name")))
+    with core_transaction(runtime.engine) as connection:
+        DriverStatement(sa.insert(_events)).run(connection, [event_row(f"evt_one{n}") for n in range(20)])
+        rename.run(connection, [{"b_id": f"evt_one{n}", "b_name": "inquiry.declined"} for n in range(20)])
+    assert executions == [("INSERT", False), ("UPDATE", False)]
+    with runtime.engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(_events)
+                                 .where(_events.c.name == "inquiry.declined")) == 20
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_value_json_cannot_carry_is_refused_before_anything_is_stored(runtime):
+    with pytest.raises(TypeError, match="Decimal cannot be sent"):
+        with core_transaction(runtime.engine) as connection:
+            DriverStatement(sa.insert(_events)).run(connection, [{**event_row("evt_bad"), "payload": Decimal("1.5")}])
+    with runtime.engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(_events)) == 0

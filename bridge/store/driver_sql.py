@@ -11,18 +11,27 @@ values go through the columns' own bind processors (UTC datetimes, SQLite's date
 booleans), so what is stored is exactly what the ORM would store. Rows from `run` come back as
 the driver returns them (use it for results of strings and integers only); rows from `send`, the
 way to read inside `pipelined`, go through the columns' result processors.
+
+On PostgreSQL an INSERT or UPDATE run with a list of rows executes once, with the rows as one
+JSON parameter read by `json_to_recordset`: executemany sends one command per row, and in a
+batch of nine events the per-row work (psycopg's per-command sending, PostgreSQL's Bind/Execute)
+was a tenth of the writer's CPU and a seventh of PostgreSQL's (docs/benchmarks.md, round 7).
+SQLite's and pymysql's executemany already run in C or as one multi-row INSERT.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from datetime import date
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, CursorResult, bindparam
+from sqlalchemy import BindParameter, Connection, CursorResult, bindparam, cast, column, func, select
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import ClauseElement, Insert
+from sqlalchemy.sql import ClauseElement, Insert, Update, visitors
 
 Params = dict[str, Any]
 _PIPELINE = "kyc_bridge_pipelined"  # Connection.info key: inside `pipelined`
@@ -48,7 +57,8 @@ class _Rendered:
         # SQLite's datetime strings), as SQLAlchemy's own result would convert them.
         selected = getattr(statement, "selected_columns", None)
         self.columns = [] if selected is None else [
-            (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None)) for column in selected]
+            (selected_column.key, selected_column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for selected_column in selected]
 
     def convert(self, params: Params) -> Params | tuple[Any, ...]:
         processors = self.processors
@@ -56,17 +66,63 @@ class _Rendered:
         return values if self.order is None else tuple(values[k] for k in self.order)
 
 
+def _json_value(value: Any) -> str:
+    if isinstance(value, date):  # datetimes too, as the bind processors left them (naive UTC)
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be sent as a JSON row value")
+
+
+class _RowsRendered:
+    """An INSERT or UPDATE for many rows at once on PostgreSQL: each per-row bind parameter becomes
+    a column of `json_to_recordset(:rows)`, typed as the parameter (so PostgreSQL reads the JSON
+    text as the column's type), and the statement takes its rows from there."""
+
+    __slots__ = ("processors", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
+        per_row = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None).binds
+        rows = func.json_to_recordset(cast(bindparam("rows"), JSON)).table_valued(
+            *(column(name, bind.type) for name, bind in per_row.items())).render_derived(name="r", with_types=True)
+        if isinstance(statement, Insert):
+            statement = statement.table.insert().from_select(list(per_row), select(*rows.c))  # type: ignore[attr-defined]
+        else:  # UPDATE ... FROM the rows
+            statement = visitors.replacement_traverse(
+                statement, {}, lambda e: rows.c[e.key] if isinstance(e, BindParameter) and e.key in per_row else None)
+        self.sql = statement.compile(dialect=dialect).string
+        self.processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                           for name, bind in per_row.items()}
+
+    def convert(self, rows: list[Params]) -> Params:
+        processed = []
+        for row in rows:
+            values = {}
+            for name, processor in self.processors.items():
+                value = row[name]
+                values[name] = value if processor is None or value is None else processor(value)
+            processed.append(values)
+        return {"rows": json.dumps(processed, default=_json_value, ensure_ascii=False, separators=(",", ":"))}
+
+
 class DriverStatement:
-    """One Core statement; `run` with one dict of values, or a list of them for executemany. An
-    INSERT without values names its columns by the keys of the rows it is given."""
+    """One Core statement; `run` with one dict of values, or a list of them for executemany (on
+    PostgreSQL, an INSERT or UPDATE runs once for the whole list). An INSERT without values names
+    its columns by the keys of the rows it is given."""
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._rendered: dict[tuple[str, tuple[str, ...] | None], _Rendered] = {}
+        self._as_rows = isinstance(statement, (Insert, Update)) and not statement._returning  # type: ignore[attr-defined]
+        self._rows_rendered: dict[tuple[str, ...] | None, _RowsRendered] = {}  # PostgreSQL's only
 
     def run(self, connection: Connection, params: Params | list[Params]) -> CursorResult[Any]:
         first = params[0] if isinstance(params, list) else params
-        rendered = self._render(connection, tuple(first) if isinstance(self.statement, Insert) else None)
+        columns = tuple(first) if isinstance(self.statement, Insert) else None
+        if isinstance(params, list) and self._as_rows and connection.dialect.name == "postgresql":
+            rows = self._rows_rendered.get(columns)
+            if rows is None:
+                rows = self._rows_rendered[columns] = _RowsRendered(self.statement, connection.dialect, columns)
+            return connection.exec_driver_sql(rows.sql, rows.convert(params))  # type: ignore[arg-type]
+        rendered = self._render(connection, columns)
         if isinstance(params, list):
             rows = [rendered.convert(p) for p in params]
             return connection.exec_driver_sql(rendered.sql, rows)  # type: ignore[arg-type]
