@@ -290,7 +290,10 @@ class _Batch:
             queue.add_many(connection, self.job_rows)
             if self.event_rows:
                 _INSERT_EVENTS.run(connection, self.event_rows)
-        if self.audit_entries:
+            # The global audit lock last, and with the writes rather than in a round trip of its own.
+            hold_audit_head = audit.send_head_lock(connection) if self.audit_entries else None
+        if hold_audit_head is not None:
+            hold_audit_head()
             audit.append_many(connection, self.audit_entries, at=now)
 
 

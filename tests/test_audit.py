@@ -110,3 +110,27 @@ def test_appends_in_one_transaction_chain_on_each_other_and_a_bad_detail_writes_
         assert after == last + 1
         assert [e.action for e in entries][-4:] == ["test.one", "test.two", "test.three", "test.six"]
         assert audit.verify(session).ok
+
+
+def test_a_head_lock_sent_with_other_statements_is_the_one_the_next_append_uses(runtime):
+    """The intake sends the head lock in its writes pipeline: the append that follows must chain
+    on that head, not read it again, and a later transaction must continue the chain."""
+    from bridge.store.driver_sql import pipelined
+    from bridge.store.engine import core_transaction
+
+    at = datetime(2025, 6, 3, tzinfo=timezone.utc)
+    with core_transaction(runtime.engine) as connection:
+        before = audit.append_many(connection, [("test.before", "inq_a", {})], at=at)
+    statements = []
+    with core_transaction(runtime.engine) as connection:
+        with pipelined(connection):
+            hold = audit.send_head_lock(connection)
+        sa.event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        hold()
+        sent = audit.append_many(connection, [("test.sent", "inq_b", {}), ("test.sent", "inq_c", {})], at=at)
+    with core_transaction(runtime.engine) as connection:
+        after = audit.append_many(connection, [("test.after", "inq_d", {})], at=at)
+    assert (sent, after) == (before + 2, before + 3)
+    assert not any("kyc_audit_head" in s and s.lstrip().upper().startswith("SELECT") for s in statements)
+    with runtime.sessions() as session:
+        assert audit.verify(session).ok
