@@ -118,10 +118,10 @@ class DriverStatement:
         first = params[0] if isinstance(params, list) else params
         columns = tuple(first) if isinstance(self.statement, Insert) else None
         if isinstance(params, list) and self._as_rows and connection.dialect.name == "postgresql":
-            rows = self._rows_rendered.get(columns)
-            if rows is None:
-                rows = self._rows_rendered[columns] = _RowsRendered(self.statement, connection.dialect, columns)
-            return connection.exec_driver_sql(rows.sql, rows.convert(params))  # type: ignore[arg-type]
+            as_rows = self._rows_rendered.get(columns)
+            if as_rows is None:
+                as_rows = self._rows_rendered[columns] = _RowsRendered(self.statement, connection.dialect, columns)
+            return connection.exec_driver_sql(as_rows.sql, as_rows.convert(params))  # type: ignore[arg-type]
         rendered = self._render(connection, columns)
         if isinstance(params, list):
             rows = [rendered.convert(p) for p in params]
