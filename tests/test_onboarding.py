@@ -225,6 +225,27 @@ def test_every_rate_limited_route_runs_the_limiters_hooks(app):
     assert limited and limited <= set(LIMITED_BLUEPRINTS)
 
 
+def test_limits_init_app_leaves_other_app_wide_hooks_app_wide():
+    """Only Flask-Limiter's own hooks move to the limited blueprints; hooks registered before stay."""
+    from flask import Flask
+
+    from bridge.web import limits
+
+    app = Flask("hooks")
+    own = {"before": lambda: None, "after": lambda response: response, "teardown": lambda exc: None}
+    app.before_request(own["before"])
+    app.after_request(own["after"])
+    app.teardown_request(own["teardown"])
+    with pytest.warns(UserWarning, match="in-memory storage"):
+        limits.init_app(app)
+    assert app.before_request_funcs[None] == [own["before"]]
+    assert app.after_request_funcs[None] == [own["after"]]
+    assert app.teardown_request_funcs[None] == [own["teardown"]]
+    for name in limits.LIMITED_BLUEPRINTS:  # the limiter's header and teardown hooks, nothing of ours
+        assert len(app.after_request_funcs[name]) == 1 and own["after"] not in app.after_request_funcs[name]
+        assert len(app.teardown_request_funcs[name]) == 1 and own["teardown"] not in app.teardown_request_funcs[name]
+
+
 def test_link_sessions_are_rate_limited_per_link(client, runtime):
     from dataclasses import replace
 

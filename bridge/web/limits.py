@@ -15,17 +15,22 @@ LIMITED_BLUEPRINTS = ("onboarding", "verify")
 
 
 def init_app(app: Flask) -> None:
+    hook_lists = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    registered_before = [list(hooks.get(None, ())) for hooks in hook_lists]
     limiter.init_app(app)
-    # There are no default limits: only the routes decorated with @limiter.limit are limited, and
-    # their decorators check for themselves. The app-wide before_request check would only resolve
-    # "no limits" on every other request, at a third of a webhook's non-database CPU time.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
-    # Its after-request hook (the X-RateLimit headers) and teardown only matter where a limit was
-    # checked: run them for the limited blueprints, not for every webhook (14 µs a webhook).
-    after, teardown = app.after_request_funcs.pop(None), app.teardown_request_funcs.pop(None)
+    # Flask-Limiter's own app-wide hooks are the ones init_app added; the app's keep their place.
+    _check, inject_headers, release = ([hook for hook in hooks.get(None, ()) if hook not in before]
+                                       for hooks, before in zip(hook_lists, registered_before))
+    for hooks, before in zip(hook_lists, registered_before):
+        hooks[None] = before
+    # The before-request check is dropped: there are no default limits, and the routes decorated
+    # with @limiter.limit check for themselves; app-wide it would only resolve "no limits" on every
+    # other request, at a third of a webhook's non-database CPU time. The after-request hook (the
+    # X-RateLimit headers) and teardown only matter where a limit was checked: they run for the
+    # limited blueprints, not for every webhook (14 µs a webhook).
     for name in LIMITED_BLUEPRINTS:
-        app.after_request_funcs[name] = [*after, *app.after_request_funcs.get(name, [])]
-        app.teardown_request_funcs[name] = [*teardown, *app.teardown_request_funcs.get(name, [])]
+        app.after_request_funcs[name] = [*inject_headers, *app.after_request_funcs.get(name, [])]
+        app.teardown_request_funcs[name] = [*release, *app.teardown_request_funcs.get(name, [])]
 
 
 def per_ip() -> str:
