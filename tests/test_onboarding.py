@@ -232,12 +232,12 @@ def test_limits_init_app_leaves_other_app_wide_hooks_app_wide():
     from bridge.web import limits
 
     app = Flask("hooks")
+    app.config["RATELIMIT_STORAGE_URI"] = "memory://"  # as create_app sets it
     own = {"before": lambda: None, "after": lambda response: response, "teardown": lambda exc: None}
     app.before_request(own["before"])
     app.after_request(own["after"])
     app.teardown_request(own["teardown"])
-    with pytest.warns(UserWarning, match="in-memory storage"):
-        limits.init_app(app)
+    limits.init_app(app)
     assert app.before_request_funcs[None] == [own["before"]]
     assert app.after_request_funcs[None] == [own["after"]]
     assert app.teardown_request_funcs[None] == [own["teardown"]]
