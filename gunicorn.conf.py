@@ -5,11 +5,11 @@ import logging
 import multiprocessing
 import os
 
-from bridge.heap import freeze_startup_objects
-from bridge.intake_writer import WriterProcess
+from bridge.app.heap import freeze_startup_objects
+from bridge.intake.writer import WriterProcess
 from bridge.logs import RedactEmails
 
-wsgi_app = "bridge.wsgi:app"
+wsgi_app = "bridge.app.wsgi:app"
 bind = os.environ.get("BRIDGE_BIND", "0.0.0.0:8000")
 # A webhook request mostly waits for the intake writer's commit (below): one process per core, with
 # enough threads that a request never waits for a free thread while others wait for a commit.
@@ -35,7 +35,7 @@ def _redact_gunicorn_logs() -> None:
 
 
 # All web processes hand their webhooks to one intake writer process, which commits them in shared
-# transactions (bridge/intake_writer.py). Started before the web processes fork, so they inherit
+# transactions (bridge/intake/writer.py). Started before the web processes fork, so they inherit
 # its socket path; stopped after they have exited.
 _intake_writer = WriterProcess()
 

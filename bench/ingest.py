@@ -170,7 +170,7 @@ def _all_procs() -> dict[int, tuple[int, int, int, str]]:
 class CpuSample:
     tree: dict[int, int]  # gunicorn master + descendants: pid → user+sys ticks
     tree_sys: dict[int, int]  # the same, sys ticks only
-    writer: dict[int, int]  # the intake writer among them (bridge/intake_writer.py): pid → ticks
+    writer: dict[int, int]  # the intake writer among them (bridge/intake/writer.py): pid → ticks
     web: dict[int, int]  # gunicorn's web workers (the master's other children): pid → ticks
     web_switches: dict[int, int]  # the web workers' context switches, all threads: pid → count
     db: dict[int, int]  # PostgreSQL processes serving the scratch database: pid → ticks
@@ -223,7 +223,7 @@ def _context_switches(pid: int) -> int:
 def _is_intake_writer(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"bridge.intake_writer" in fh.read()
+            return b"bridge.intake.writer" in fh.read()
     except OSError:
         return False
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from bridge.states import Status
+from bridge.kyc.states import Status
 
 USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
 UNKNOWN_USER_TYPE = "unknown"

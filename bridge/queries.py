@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bridge.crm_sync import SKIPPED_PREFIX
-from bridge.timestamps import iso_utc
-from bridge.ingest import CRM_SYNC
+from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc.timestamps import iso_utc
+from bridge.intake.ingest import CRM_SYNC
 from bridge.store.models import Contact, Inquiry, Job
 
 

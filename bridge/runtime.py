@@ -45,13 +45,13 @@ class Runtime:
 
     def committer(self):  # type: ignore[no-untyped-def]
         """How this process stores webhooks: through gunicorn's intake writer when there is one
-        (bridge.intake_writer), else its own group committer (bridge.group_commit)."""
+        (bridge.intake.writer), else its own group committer (bridge.intake.group_commit)."""
         if self._committer is None:
-            from bridge.group_commit import GroupCommitter
+            from bridge.intake.group_commit import GroupCommitter
 
             self._committer = GroupCommitter(self)
             if self.settings.intake_socket:
-                from bridge.intake_writer import IntakeClient
+                from bridge.intake.writer import IntakeClient
 
                 self._committer = IntakeClient(self.settings.intake_socket, fallback=self._committer)
         return self._committer

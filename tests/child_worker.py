@@ -13,7 +13,7 @@ from dataclasses import replace
 from bridge import config as config_module
 from bridge.runtime import Runtime
 from bridge.settings import Settings
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 
 mode, url, log_file = sys.argv[1:4]
 settings = Settings.from_env({"BRIDGE_DATABASE_URL": url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",

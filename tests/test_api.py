@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge.persona import samples
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import admin_headers, new_id, post_event
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -6,10 +6,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bridge import audit
-from bridge.cli import main
+from bridge.app.cli import main
 from bridge.persona import samples
 from bridge.store.models import AuditEntry
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import new_id, post_event
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ import pytest
 
 from bridge import config as config_module
 from bridge.config import USER_TYPES, ConfigError
-from bridge.states import Status
+from bridge.kyc.states import Status
 
 
 def bundled_document():

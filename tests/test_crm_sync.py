@@ -6,13 +6,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from bridge import crm_sync, ingest, tags
+from bridge.outbox import crm_sync
+from bridge.intake import ingest
+from bridge.kyc import tags
 from bridge.persona import events, samples
-from bridge.states import Status
+from bridge.kyc.states import Status
 from bridge.store.engine import core_transaction
 from bridge.store.models import Inquiry
 from bridge.web import create_app
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import admin_headers, new_id, post_event
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -107,7 +109,7 @@ def test_sync_is_idempotent_when_rerun(client, crm_runtime, config, fluentcrm):
     deliver(client, config, "approved", 1)
     Worker(crm_runtime).drain()
     fluentcrm.clear_requests()
-    from bridge.worker import crm_sync_handler
+    from bridge.outbox.worker import crm_sync_handler
     from bridge.store.queue import ClaimedJob
 
     handler = crm_sync_handler(crm_runtime)

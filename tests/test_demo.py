@@ -20,7 +20,7 @@ def test_demo_reports_states_and_tag_changes_and_keeps_serving(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUENTCRM_", "N8N_", "BRIDGE_", "PERSONA_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "demo", "--port", str(port), "--database", str(tmp_path / "demo.db")],
+        [sys.executable, "-m", "bridge.app.cli", "demo", "--port", str(port), "--database", str(tmp_path / "demo.db")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )
     lines: list[str] = []

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from bridge import ingest
+from bridge.intake import ingest
 from bridge.store.driver_sql import DriverStatement, ListStatement, in_list, pipelined
 from bridge.store.engine import StoreUnavailable, core_transaction
 from bridge.store.models import Event

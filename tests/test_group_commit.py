@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from bridge import ingest
-from bridge.group_commit import GroupCommitter
+from bridge.intake import ingest
+from bridge.intake.group_commit import GroupCommitter
 from bridge.persona import events, samples
 from bridge.runtime import Runtime
 from bridge.store.engine import StoreUnavailable
@@ -129,18 +129,18 @@ def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime,
 
 
 def test_one_log_line_per_webhook_once_committed_and_none_when_the_commit_fails(runtime, config, caplog, monkeypatch):
-    caplog.set_level(logging.INFO, logger="bridge.ingest")
+    caplog.set_level(logging.INFO, logger="bridge.intake.ingest")
     committer = GroupCommitter(runtime)
     committer.submit(body_of(config, 1, event_id="evt_gclog1"))
     committer.submit(body_of(config, 1, event_id="evt_gclog1"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.ingest"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.intake.ingest"]
     assert lines == ["webhook evt_gclog1 inquiry.approved: stored", "webhook evt_gclog1 inquiry.approved: duplicate"]
     caplog.clear()
-    monkeypatch.setattr("bridge.ingest._Batch._write", lambda self, connection: (_ for _ in ()).throw(
+    monkeypatch.setattr("bridge.intake.ingest._Batch._write", lambda self, connection: (_ for _ in ()).throw(
         StoreUnavailable("OperationalError")))
     with pytest.raises(StoreUnavailable):
         committer.submit(body_of(config, 2, event_id="evt_gclog2"))
-    assert not [r for r in caplog.records if r.name == "bridge.ingest"]
+    assert not [r for r in caplog.records if r.name == "bridge.intake.ingest"]
 
 
 def test_a_body_that_is_no_persona_event_is_refused_before_it_waits_for_a_commit(runtime):

@@ -16,9 +16,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from bridge import ingest
-from bridge.group_commit import GroupCommitter
-from bridge.intake_writer import IntakeClient, IntakeWriter, WriterError, listen
+from bridge.intake import ingest
+from bridge.intake.group_commit import GroupCommitter
+from bridge.intake.writer import IntakeClient, IntakeWriter, WriterError, listen
 from bridge.persona import events, signature
 from bridge.store.engine import StoreUnavailable
 from bridge.store.models import Event, Inquiry
@@ -190,7 +190,7 @@ def test_a_request_whose_writer_dies_is_stored_by_the_web_process(runtime, confi
 
 
 def test_a_writer_that_hangs_costs_a_503_not_a_hung_request(runtime, config, socket_path, monkeypatch):
-    monkeypatch.setattr("bridge.intake_writer.REPLY_SECONDS", 0.3)
+    monkeypatch.setattr("bridge.intake.writer.REPLY_SECONDS", 0.3)
     listener = listen(socket_path)  # accepts (the backlog does) but never answers
     try:
         with pytest.raises(StoreUnavailable):
@@ -270,7 +270,7 @@ def test_the_writer_stops_when_the_server_that_started_it_dies(database_url):
            "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET}
     starter = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from bridge.intake_writer import WriterProcess\n"
+        "from bridge.intake.writer import WriterProcess\n"
         "w = WriterProcess()\n"
         "assert w.start()\n"
         "print(w.pid, flush=True)\n"
@@ -323,6 +323,6 @@ def _writer_pid(master_pid: int) -> int | None:
         except OSError:
             continue
         found = _state_and_parent(pid)
-        if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.intake_writer" in cmdline:
+        if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.intake.writer" in cmdline:
             return pid
     return None

@@ -28,15 +28,16 @@ import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from bridge import notify, onboarding, remind
+from bridge.outbox import notify, remind
+from bridge.consent import onboarding
 from bridge.config import load as load_config
-from bridge.link_tokens import verify as verify_link_token
+from bridge.kyc.link_tokens import verify as verify_link_token
 from bridge.persona import samples
 from bridge.runtime import Runtime
 from bridge.store import migrate, queue
 from bridge.store.models import Job
 from bridge.web import create_app
-from bridge.worker import Worker, n8n_event_handler
+from bridge.outbox.worker import Worker, n8n_event_handler
 from conftest import ADMIN_TOKEN, make_settings, new_id, post_event, unavailable
 from doubles.n8n import FLOWS, N8nInstance, find_install, free_port
 from doubles.server import QuietHandler

@@ -10,13 +10,14 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from bridge import events_out, notify, onboarding
+from bridge.outbox import events_out, notify
+from bridge.consent import onboarding
 from bridge.persona import samples
-from bridge.states import Status
+from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.models import Job, Link
 from bridge.web import create_app
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import admin_headers, new_id, post_event
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "n8n-flows" / "event.schema.json").read_text())
@@ -234,7 +235,7 @@ def test_wrong_token_dead_letters_with_a_reason_then_retry_after_fix(client, n8n
 
 
 def test_rerun_of_a_delivered_job_is_dropped_by_the_flow(client, n8n_runtime, config, n8n):
-    from bridge.worker import n8n_event_handler
+    from bridge.outbox.worker import n8n_event_handler
 
     deliver(client, config, "approved", 1)
     Worker(n8n_runtime).drain()

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bridge import events_out, notify, onboarding, remind
-from bridge.cli import main
+from bridge.outbox import events_out, notify, remind
+from bridge.consent import onboarding
+from bridge.app.cli import main
 from bridge.persona import samples
 from bridge.store.models import Job, Reminder
 from bridge.web import create_app
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import ADMIN_TOKEN, WEBHOOK_SECRET, new_id, post_event
 from test_n8n_events import assert_valid
 
@@ -143,7 +144,7 @@ def test_withdrawn_or_erased_people_are_not_reminded(runtime):
     start(runtime, email="gone@example.com")
     start(runtime, email="erased@example.com")
     onboarding.withdraw_consent(runtime.sessions, "gone@example.com", now=T0 + timedelta(hours=1))
-    from bridge import privacy
+    from bridge.consent import privacy
 
     with runtime.sessions.begin() as session:
         privacy.erase(session, "erased@example.com", redact_at_persona=False, max_attempts=8,

@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bridge import link_tokens
-from bridge.cli import main
+from bridge.kyc import link_tokens
+from bridge.app.cli import main
 from bridge.persona import samples
 from bridge.store.models import AuditEntry, Consent, Contact, Job
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import ADMIN_TOKEN, admin_headers, new_id, post_event
 
 CONSENT = {"share_with_persona": True, "persona_retention": True, "gdpr_processing": True}
@@ -385,7 +385,7 @@ def test_server_to_server_link_session_records_the_visitors_ip(client, runtime, 
         "link_token": url.rsplit("/", 1)[1], "consent": CONSENT, "ip": "198.51.100.77", "user_agent": "Visitor UA",
         "email": "someone.else@example.com"})  # the link decides who it is for
     assert response.status_code == 201
-    from bridge.onboarding import hash_ip
+    from bridge.consent.onboarding import hash_ip
 
     with runtime.sessions() as session:
         consent = session.scalars(sa.select(Consent)).one()

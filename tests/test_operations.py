@@ -15,11 +15,11 @@ import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bridge.cli import main
+from bridge.app.cli import main
 from bridge.persona import samples, signature
 from bridge.settings import Settings, SettingsError
 from bridge.store.models import Event
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import WEBHOOK_SECRET, admin_headers, free_port, new_id, post_event, wait_healthy
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -126,7 +126,7 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
            "BRIDGE_ADMIN_TOKEN": "t", "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_LOG_LEVEL": "DEBUG",
            "FLUENTCRM_BASE_URL": fluentcrm.base_url, "FLUENTCRM_USERNAME": fluentcrm.username,
            "FLUENTCRM_APP_PASSWORD": fluentcrm.app_password}
-    server = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -176,9 +176,9 @@ def test_gunicorn_workers_freeze_their_start_up_heap():
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_the_gunicorn_app_logs_at_the_configured_level(database_url):
-    """BRIDGE_LOG_LEVEL sets gunicorn's level (gunicorn.conf.py) and the app's own (bridge.wsgi)."""
+    """BRIDGE_LOG_LEVEL sets gunicorn's level (gunicorn.conf.py) and the app's own (bridge.app.wsgi)."""
     env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
            "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_LOG_LEVEL": "warning"}
-    probe = "import logging, bridge.wsgi; print(logging.getLevelName(logging.getLogger('bridge').getEffectiveLevel()))"
+    probe = "import logging, bridge.app.wsgi; print(logging.getLevelName(logging.getLogger('bridge').getEffectiveLevel()))"
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "WARNING", result.stderr

@@ -12,7 +12,7 @@ from bridge.persona import samples
 from bridge.runtime import Runtime
 from bridge.store import migrate
 from bridge.web import create_app
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 from conftest import crm_settings, post_event
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)

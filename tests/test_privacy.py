@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bridge import audit
-from bridge.cli import main
+from bridge.app.cli import main
 from bridge.persona import samples
 from bridge.store.models import Consent, Contact, Event, Inquiry, Job
 from conftest import ADMIN_TOKEN, admin_headers, new_id, post_event

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bridge.states import InquiryState, Status, apply, normalize_status, status_of_event
+from bridge.kyc.states import InquiryState, Status, apply, normalize_status, status_of_event
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

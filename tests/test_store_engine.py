@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from bridge import ingest
+from bridge.intake import ingest
 from bridge.store.engine import make_engine
 from bridge.store.models import Event
 from test_group_commit import parsed

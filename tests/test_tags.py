@@ -1,8 +1,8 @@
 """Tag planning (pure)."""
 
 from bridge import config as config_module
-from bridge.states import Status
-from bridge.tags import plan
+from bridge.kyc.states import Status
+from bridge.kyc.tags import plan
 
 
 def test_approved_investor_attaches_status_and_type_and_detaches_every_other_status_tag():

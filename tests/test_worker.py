@@ -12,12 +12,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bridge import backoff
-from bridge.cli import main
+from bridge.outbox import backoff
+from bridge.app.cli import main
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
 from bridge.store.models import AuditEntry, Job
-from bridge.worker import Worker
+from bridge.outbox.worker import Worker
 
 CHILD = Path(__file__).with_name("child_worker.py")
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)

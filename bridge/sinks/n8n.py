@@ -1,4 +1,4 @@
-"""n8n sink: POST one thin KYC event (bridge.events_out) to the n8n webhook, signed and authorised.
+"""n8n sink: POST one thin KYC event (bridge.outbox.events_out) to the n8n webhook, signed and authorised.
 
 Speaks only HTTP. Headers:
 - `Authorization: Bearer N8N_TOKEN` — checked by the Webhook node's Header Auth credential

@@ -259,7 +259,7 @@ class PersonaClient:
         asked = _retry_after(response) if response is not None else None
         if asked is not None:
             return min(asked, _MAX_WAIT_SECONDS)
-        # Same "equal jitter" as bridge.backoff: half fixed, half random, so clients spread out.
+        # Same "equal jitter" as bridge.outbox.backoff: half fixed, half random, so clients spread out.
         exponential = min(_MAX_WAIT_SECONDS, self._backoff * 2 ** (attempt - 1))
         return exponential / 2 + random.uniform(0, exponential / 2)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from bridge import emails, queries
+from bridge.kyc import emails
+from bridge import queries
 from bridge.config import UNKNOWN_USER_TYPE
-from bridge.states import Status
+from bridge.kyc.states import Status
 from bridge.store.engine import transaction
 from bridge.web.common import error, require_admin_token, runtime
 

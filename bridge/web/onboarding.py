@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
-from bridge import emails, link_tokens, onboarding, privacy, queries
+from bridge.kyc import emails, link_tokens
+from bridge.consent import onboarding, privacy
+from bridge import queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
-from bridge.timestamps import iso_utc
+from bridge.kyc.timestamps import iso_utc
 from bridge.web.common import error, has_admin_token, require_admin_token, runtime
 from bridge.web.limits import limiter, link_key, per_ip, per_link
 

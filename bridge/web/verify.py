@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request
 
-from bridge import link_tokens, onboarding
+from bridge.kyc import link_tokens
+from bridge.consent import onboarding
 from bridge.config import CONSENT_BOXES
 from bridge.sinks.errors import SinkError
 from bridge.web.common import runtime

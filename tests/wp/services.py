@@ -183,11 +183,11 @@ class BridgeServer:
             "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET,
             "BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
         }
-        subprocess.run([sys.executable, "-m", "bridge.cli", "db", "upgrade"], env=self.env, check=True,
+        subprocess.run([sys.executable, "-m", "bridge.app.cli", "db", "upgrade"], env=self.env, check=True,
                        capture_output=True, cwd=workdir)
         self.log = open(workdir / "bridge.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "bridge.app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_http(self.url + "/readyz", process=self.process)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bridge.states import Status
+from bridge.kyc.states import Status
 
 VERSION = 1
 ID_PREFIX = "kev_"
@@ -71,7 +71,7 @@ def dashboard_link(dashboard_url: str, inquiry_id: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class EventFacts:
-    """Everything an event says, gathered by the domain (bridge.notify)."""
+    """Everything an event says, gathered by the domain (bridge.outbox.notify)."""
 
     event_id: str
     type: str

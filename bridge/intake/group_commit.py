@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import deque
 
-from bridge import ingest
+from bridge.intake import ingest
 from bridge.persona import events
 from bridge.persona.events import PersonaEvent
 from bridge.store.engine import StoreUnavailable

@@ -1,7 +1,7 @@
 """The domain side of the FluentCRM jobs: which contact gets which tags.
 
 `crm.sync` brings a contact's tags in line with its inquiry's state as it is when the job runs,
-so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.worker).
+so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.outbox.worker).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import tags
+from bridge.kyc import tags
 from bridge.config import Config
-from bridge.states import Status
+from bridge.kyc.states import Status
 from bridge.store.engine import transaction
 from bridge.store.models import Contact, Inquiry
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bridge.config import Tag, UserType
-from bridge.states import Status
+from bridge.kyc.states import Status
 
 
 @dataclass(frozen=True)

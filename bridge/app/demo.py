@@ -132,7 +132,7 @@ def _drive(runtime: Runtime, base: str) -> None:
 
 
 def run_demo(host: str, port: int, database: str) -> None:
-    from bridge.server import SingleProcessServer
+    from bridge.app.server import SingleProcessServer
     from bridge.web import create_app
 
     for suffix in ("", "-wal", "-shm"):

@@ -1,7 +1,7 @@
 """Webhook intake: event rows, inquiry state, outbox jobs and audit entries, committed together.
 
 Calls to other systems never happen here (Persona's deadline is 5 s); they are jobs for the worker.
-Several events may share one transaction (see bridge.intake_writer and bridge.group_commit): a 200
+Several events may share one transaction (see bridge.intake.writer and bridge.intake.group_commit): a 200
 for any of them is only sent after that transaction commits.
 
 This is the hot path of the service, so it is written with prebuilt SQLAlchemy Core statements,
@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bridge import audit, emails, notify, states
+from bridge import audit
+from bridge.kyc import emails, states
+from bridge.outbox import notify
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue

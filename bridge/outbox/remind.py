@@ -22,9 +22,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import audit, notify
+from bridge import audit
+from bridge.outbox import notify
 from bridge.config import Config
-from bridge.states import Status
+from bridge.kyc.states import Status
 from bridge.store.engine import transaction
 from bridge.store.models import Contact, Inquiry, Reminder, VerificationSession
 

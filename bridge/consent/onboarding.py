@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import audit, emails, link_tokens
+from bridge import audit
+from bridge.kyc import emails, link_tokens
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
-from bridge.states import Status
-from bridge.timestamps import iso_utc
+from bridge.kyc.states import Status
+from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Consent, Contact, Inquiry, Link, VerificationSession

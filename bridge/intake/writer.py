@@ -38,7 +38,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge import group_commit, ingest
+from bridge.intake import group_commit, ingest
 from bridge.persona import events
 from bridge.store.engine import StoreUnavailable
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bridge import logs
-    from bridge.heap import freeze_startup_objects
+    from bridge.app.heap import freeze_startup_objects
     from bridge.runtime import Runtime
 
     logs.configure()
@@ -322,7 +322,7 @@ def _read_reply(sock: socket.socket) -> bytes:
 # -- the process, for gunicorn's master --------------------------------------------------------------
 
 class WriterProcess:
-    """Starts `python -m bridge.intake_writer` and restarts it whenever it exits, until `stop`."""
+    """Starts `python -m bridge.intake.writer` and restarts it whenever it exits, until `stop`."""
 
     def __init__(self, path: str | None = None) -> None:
         self._path = path
@@ -365,7 +365,7 @@ class WriterProcess:
         with self._lock:
             # Its own session: a Ctrl-C on gunicorn reaches the web processes first; `stop` ends
             # the writer after they are gone, so none of their events is cut off mid-commit.
-            self._proc = subprocess.Popen([sys.executable, "-m", "bridge.intake_writer", "--socket", self.path],
+            self._proc = subprocess.Popen([sys.executable, "-m", "bridge.intake.writer", "--socket", self.path],
                                           stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _supervise(self) -> None:
@@ -395,7 +395,7 @@ class WriterProcess:
             shutil.rmtree(self._own_directory, ignore_errors=True)
 
 
-if __name__ == "__main__":  # run as bridge.intake_writer, so its log lines carry that name
-    from bridge.intake_writer import main as run
+if __name__ == "__main__":  # run as bridge.intake.writer, so its log lines carry that name
+    from bridge.intake.writer import main as run
 
     run(sys.argv[1:])

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 
-from bridge import heap, logs
+from bridge.app import heap
+from bridge import logs
 
 
 class SingleProcessServer(BaseApplication):
@@ -34,7 +35,7 @@ class SingleProcessServer(BaseApplication):
 
 
 def _start_outbox_worker(worker: Any) -> None:
-    from bridge.worker import start_in_thread
+    from bridge.outbox.worker import start_in_thread
 
     logs.configure()
     start_in_thread(worker.wsgi.extensions["kyc_bridge"])

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from bridge import audit, backoff, crm_sync, notify
-from bridge.ingest import CRM_SYNC
-from bridge.onboarding import CRM_TAG
-from bridge.privacy import PERSONA_REDACT
+from bridge import audit
+from bridge.outbox import backoff, crm_sync, notify
+from bridge.intake.ingest import CRM_SYNC
+from bridge.consent.onboarding import CRM_TAG
+from bridge.consent.privacy import PERSONA_REDACT
 from bridge.runtime import Runtime
 from bridge.sinks.errors import SinkError
 from bridge.store import queue

@@ -3,7 +3,7 @@
 A job holds ids and the status only. When it runs, the worker asks `prepare` for the event: it
 reads the newest store (the person's email and first name, consent), skips what must not be
 sent, and issues the signed verification link the email needs. The event itself is built by the
-pure `bridge.events_out`; the HTTP call is `bridge.sinks.n8n`.
+pure `bridge.outbox.events_out`; the HTTP call is `bridge.sinks.n8n`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import events_out, onboarding
+from bridge.outbox import events_out
+from bridge.consent import onboarding
 from bridge.config import Config
-from bridge.crm_sync import SKIPPED_PREFIX
-from bridge.states import Status
+from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Contact, Inquiry, Reminder
@@ -41,7 +42,7 @@ def status_change_payload(inquiry_id: str, status: str, *, occurred_at: datetime
 
 
 def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:
-    """Queue the `kyc.stalled` event of a reminder row (bridge.remind records the row)."""
+    """Queue the `kyc.stalled` event of a reminder row (bridge.outbox.remind records the row)."""
     queue.enqueue(session, N8N_EVENT, inquiry_id=reminder.inquiry_id,
                   payload={"type": events_out.STALLED, "reminder_id": reminder.id},
                   max_attempts=config.max_attempts, now=now)
@@ -126,7 +127,7 @@ def _status_change(session: Session, config: Config, payload: dict[str, Any]) ->
 
 
 def _stalled(session: Session, config: Config, reminder_id: int, now: datetime) -> events_out.EventFacts | str:
-    from bridge import remind  # remind queues through this module
+    from bridge.outbox import remind  # remind queues through this module
 
     reminder = session.get(Reminder, reminder_id)
     if reminder is None:

@@ -56,7 +56,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the web app and the outbox worker in one process (small sites)."""
-    from bridge.server import SingleProcessServer
+    from bridge.app.server import SingleProcessServer
     from bridge.web import create_app
 
     runtime = load_runtime()
@@ -71,7 +71,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--once", is_flag=True, help="Run what is due now, then exit.")
 def worker(once: bool) -> None:
     """Drain the outbox: FluentCRM sync (and n8n events), with retries and dead-lettering."""
-    from bridge.worker import Worker
+    from bridge.outbox.worker import Worker
 
     runtime = load_runtime()
     for line in runtime.describe_outputs():
@@ -96,7 +96,7 @@ def worker(once: bool) -> None:
               help="SQLite file, recreated on each run.")
 def demo(host: str, port: int, database: str) -> None:
     """Run the bridge on SQLite with generated secrets and feed it sample Persona events."""
-    from bridge.demo import run_demo
+    from bridge.app.demo import run_demo
 
     run_demo(host, port, database)
 
@@ -152,7 +152,8 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
                                           "instead of printing one.")
 def link(email: str, user_type: str, first_name: str | None, send: bool) -> None:
     """Print a signed, expiring verification link for a person (or have n8n email one)."""
-    from bridge import notify, onboarding
+    from bridge.outbox import notify
+    from bridge.consent import onboarding
 
     runtime = load_runtime()
     if send:
@@ -185,7 +186,7 @@ def consent() -> None:
 @click.option("--email", required=True)
 def consent_withdraw(email: str) -> None:
     """Record that a person withdrew consent: no further CRM or n8n effects for them."""
-    from bridge import onboarding
+    from bridge.consent import onboarding
 
     runtime = load_runtime()
     try:
@@ -202,7 +203,8 @@ def consent_withdraw(email: str) -> None:
 @click.confirmation_option(prompt="Erase this person's personal data from the bridge?")
 def erase(email: str) -> None:
     """Erase a person's personal data (KYC decisions are kept) and ask Persona to redact."""
-    from bridge import emails, privacy
+    from bridge.kyc import emails
+    from bridge.consent import privacy
 
     runtime = load_runtime()
     normalized = emails.normalize(email)
@@ -222,7 +224,7 @@ def erase(email: str) -> None:
 def remind(dry_run: bool) -> None:
     """Queue `kyc.stalled` reminders for verifications that stalled (safe to run from cron: each
     window at most once per person)."""
-    from bridge import remind as remind_module
+    from bridge.outbox import remind as remind_module
 
     runtime = load_runtime()
     windows = ", ".join(f"{h} h" for h in runtime.config.n8n.stalled_reminder_hours) or "none"
@@ -263,7 +265,7 @@ def retention() -> None:
 @retention.command("purge")
 def retention_purge() -> None:
     """Drop stored webhook bodies older than webhooks.payload_retention_days."""
-    from bridge import privacy
+    from bridge.consent import privacy
 
     runtime = load_runtime()
     cutoff = runtime.clock() - timedelta(days=runtime.config.payload_retention_days)

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bridge import audit
-from bridge.timestamps import iso_utc
+from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.models import Consent, Contact, Event, Inquiry, Link
 

@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the demo, the servers and their process wiring."""

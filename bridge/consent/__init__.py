@@ -1,0 +1,1 @@
+"""Onboarding and privacy: consent before a verification, withdrawal, export and erasure."""

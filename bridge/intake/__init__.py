@@ -1,0 +1,1 @@
+"""The webhook path: a verified Persona event becomes one transaction (event, state, jobs, audit)."""
