@@ -6,7 +6,7 @@ import multiprocessing
 import os
 
 from bridge.app.heap import freeze_startup_objects
-from bridge.intake.writer import WriterProcess
+from bridge.app.intake_process import WriterProcess
 from bridge.logs import RedactEmails
 
 wsgi_app = "bridge.app.wsgi:app"

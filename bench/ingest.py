@@ -223,7 +223,7 @@ def _context_switches(pid: int) -> int:
 def _is_intake_writer(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"bridge.intake.writer" in fh.read()
+            return b"bridge.app.intake_process" in fh.read()
     except OSError:
         return False
 

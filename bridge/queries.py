@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
 from bridge.kyc.timestamps import iso_utc
-from bridge.intake.ingest import CRM_SYNC
+from bridge.store import queue
 from bridge.store.models import Contact, Inquiry, Job
 
 
@@ -54,7 +54,7 @@ def _sync_states(session: Session, inquiry_ids: list[str]) -> dict[str, tuple[st
         return {}
     latest = (
         select(Job.inquiry_id, func.max(Job.id).label("job_id"))
-        .where(Job.kind == CRM_SYNC, Job.inquiry_id.in_(inquiry_ids)).group_by(Job.inquiry_id).subquery()
+        .where(Job.kind == queue.CRM_SYNC, Job.inquiry_id.in_(inquiry_ids)).group_by(Job.inquiry_id).subquery()
     )
     rows = session.execute(select(Job).join(latest, Job.id == latest.c.job_id)).scalars().all()
     states: dict[str, tuple[str, str | None]] = {}

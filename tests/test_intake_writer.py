@@ -270,7 +270,7 @@ def test_the_writer_stops_when_the_server_that_started_it_dies(database_url):
            "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET}
     starter = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from bridge.intake.writer import WriterProcess\n"
+        "from bridge.app.intake_process import WriterProcess\n"
         "w = WriterProcess()\n"
         "assert w.start()\n"
         "print(w.pid, flush=True)\n"
@@ -323,6 +323,6 @@ def _writer_pid(master_pid: int) -> int | None:
         except OSError:
             continue
         found = _state_and_parent(pid)
-        if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.intake.writer" in cmdline:
+        if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.app.intake_process" in cmdline:
             return pid
     return None

@@ -63,7 +63,7 @@ class Stack:
     client: object  # Flask test client for Persona's webhooks into the same store
 
     def drain(self) -> list:
-        return [o for o in Worker(self.runtime).drain() if o.kind == notify.N8N_EVENT]
+        return [o for o in Worker(self.runtime).drain() if o.kind == queue.N8N_EVENT]
 
 
 def credentials(smtp_port: int) -> list[dict]:
@@ -204,7 +204,7 @@ def test_status_change_sends_its_email_once_and_repeats_send_nothing(stack, stat
         assert email in body and "Review deadline" in body
     # at-least-once: the same event again (a worker that lost its lease, an operator's retry) is dropped
     with stack.runtime.sessions() as session:
-        job = session.scalars(sa.select(Job).where(Job.kind == notify.N8N_EVENT, Job.inquiry_id == inquiry_id)).one()
+        job = session.scalars(sa.select(Job).where(Job.kind == queue.N8N_EVENT, Job.inquiry_id == inquiry_id)).one()
     rerun = n8n_event_handler(stack.runtime)(queue.ClaimedJob(job.id, job.kind, job.inquiry_id,
                                                               json.loads(job.payload), 2, 8, "rerun"))
     assert rerun.endswith("n8n answered 200 duplicate")
@@ -263,7 +263,7 @@ def test_wrong_credentials_are_refused_and_dead_lettered(stack, settings, status
     deliver(stack, "approved", inquiry_id=inquiry_id, email=email, user_type="customer")
     runtime = wrong_runtime(stack, **settings)
     try:
-        outcomes = [o for o in Worker(runtime).drain() if o.kind == notify.N8N_EVENT]
+        outcomes = [o for o in Worker(runtime).drain() if o.kind == queue.N8N_EVENT]
     finally:
         runtime.engine.dispose()
     assert [o.outcome for o in outcomes] == ["dead"]

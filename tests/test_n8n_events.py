@@ -116,7 +116,7 @@ def deliver(client, config, status, minutes, *, inquiry_id="inq_n1", email="Pat@
 
 
 def n8n_outcomes(outcomes):
-    return [o for o in outcomes if o.kind == notify.N8N_EVENT]
+    return [o for o in outcomes if o.kind == queue.N8N_EVENT]
 
 
 def test_status_change_queues_an_event_job_holding_ids_only(client, n8n_runtime, config):
@@ -124,7 +124,7 @@ def test_status_change_queues_an_event_job_holding_ids_only(client, n8n_runtime,
     deliver(client, config, "completed", 1)
     deliver(client, config, "approved", 2)
     with n8n_runtime.sessions() as session:
-        jobs = session.scalars(sa.select(Job).where(Job.kind == notify.N8N_EVENT)).all()
+        jobs = session.scalars(sa.select(Job).where(Job.kind == queue.N8N_EVENT)).all()
     assert len(jobs) == 1  # created/pending/completed send nothing
     assert json.loads(jobs[0].payload) == {"type": "kyc.approved", "inquiry_id": "inq_n1", "status": "approved",
                                            "occurred_at": "2025-06-01T12:02:00.000Z"}
@@ -240,7 +240,7 @@ def test_rerun_of_a_delivered_job_is_dropped_by_the_flow(client, n8n_runtime, co
     deliver(client, config, "approved", 1)
     Worker(n8n_runtime).drain()
     with n8n_runtime.sessions() as session:
-        job = session.scalars(sa.select(Job).where(Job.kind == notify.N8N_EVENT)).one()
+        job = session.scalars(sa.select(Job).where(Job.kind == queue.N8N_EVENT)).one()
     claimed = queue.ClaimedJob(job.id, job.kind, job.inquiry_id, json.loads(job.payload), 2, 8, "x")
     assert n8n_event_handler(n8n_runtime)(claimed).endswith("n8n answered 200 duplicate")
     assert len(n8n.accepted()) == 1

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bridge.outbox import events_out, notify, remind
+from bridge.outbox import events_out, remind
+from bridge.store import queue
 from bridge.consent import onboarding
 from bridge.app.cli import main
 from bridge.persona import samples
@@ -70,7 +71,7 @@ def test_each_window_reminds_once(runtime):
     assert run(runtime, 169).stalled == 0  # older than stalled_max_age_hours: left alone
     assert [(t, w) for t, w, _ in reminders(runtime)] == [("customer", 24), ("customer", 72)]
     with runtime.sessions() as session:
-        jobs = session.scalars(sa.select(Job).where(Job.kind == notify.N8N_EVENT)).all()
+        jobs = session.scalars(sa.select(Job).where(Job.kind == queue.N8N_EVENT)).all()
     assert [json.loads(j.payload)["type"] for j in jobs] == ["kyc.stalled", "kyc.stalled"]
     assert all("pat" not in j.payload for j in jobs)
 
@@ -189,7 +190,7 @@ def test_reminder_for_someone_who_finished_meanwhile_is_skipped(n8n_runtime, con
     reference = start(n8n_runtime).reference_id
     assert run(n8n_runtime, 24).queued == 1
     webhook(n8n_runtime, config, "completed", T0 + timedelta(hours=24, minutes=1), reference_id=reference)
-    outcomes = [o for o in Worker(n8n_runtime).drain() if o.kind == notify.N8N_EVENT]
+    outcomes = [o for o in Worker(n8n_runtime).drain() if o.kind == queue.N8N_EVENT]
     assert outcomes[0].detail.startswith("skipped: no longer stalled")
     assert [e["type"] for e in n8n.accepted()] == []
 

@@ -28,7 +28,6 @@ from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Consent, Contact, Inquiry, Link, VerificationSession
 
-CRM_TAG = "crm.tag"
 REDIRECT_PATH = "/verify/done"
 UNFINISHED = (Status.CREATED.value, Status.PENDING.value)
 
@@ -226,7 +225,7 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
     with transaction(sessions) as session:
         plan = _record_consent(session, config, secret_key, request, email, now)
         if plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
-            queue.enqueue(session, CRM_TAG, inquiry_id=None,
+            queue.enqueue(session, queue.CRM_TAG, inquiry_id=None,
                           payload={"contact_id": plan.contact_id, "tag": "manual_review"},
                           max_attempts=config.max_attempts, now=now, coalesce=True)
             audit.append(session, "onboarding.attempts_exhausted", f"contact:{plan.contact_id}",

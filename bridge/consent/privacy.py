@@ -20,7 +20,6 @@ from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.models import Consent, Contact, Event, Inquiry, Link
 
-PERSONA_REDACT = "persona.redact"
 RETAINED = (
     "KYC decisions (Persona inquiry ids, statuses, user types, levels and decision times), kept to "
     "meet legal record-keeping duties; they are no longer linked to a name or email",
@@ -66,7 +65,7 @@ def erase(session: Session, email: str, *, redact_at_persona: bool, max_attempts
         session.execute(update(Event).where(Event.inquiry_id.in_(inquiry_ids)).values(payload=None))
     if redact_at_persona:
         for inquiry_id in inquiry_ids:
-            queue.enqueue(session, PERSONA_REDACT, inquiry_id=inquiry_id, payload={"inquiry_id": inquiry_id},
+            queue.enqueue(session, queue.PERSONA_REDACT, inquiry_id=inquiry_id, payload={"inquiry_id": inquiry_id},
                           max_attempts=max_attempts, now=now, coalesce=True)
     audit.append(session, "contact.erased", f"contact:{contact.id}", {"count": len(inquiry_ids)}, at=now)
     if not redact_at_persona:

@@ -33,7 +33,6 @@ from bridge.store.models import Contact, Event, Inquiry
 
 log = logging.getLogger(__name__)
 
-CRM_SYNC = "crm.sync"
 # A concurrent writer may store the same event, contact or inquiry first; a retry sees its rows.
 _ATTEMPTS = 3
 
@@ -154,7 +153,7 @@ class _Batch:
             locked = _LOCK_INQUIRIES.send(connection, {}, {"ids": inquiry_ids}) if inquiry_ids else None
             # Asked after taking the inquiries' locks: a worker that claims one of these syncs now
             # reads the inquiry after this transaction (crm_sync reads it FOR SHARE).
-            sync_waiting = queue.send_not_started_for(connection, CRM_SYNC, inquiry_ids)
+            sync_waiting = queue.send_not_started_for(connection, queue.CRM_SYNC, inquiry_ids)
         self.known = {row["event_id"] for row in known.all()}
         for row in locked.all() if locked else []:
             self.inquiries[row["inquiry_id"]] = _InquiryRow(**row)
@@ -253,12 +252,12 @@ class _Batch:
         # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
         if not inquiry.sync_waiting:
             inquiry.sync_waiting = True
-            self._enqueue(CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
+            self._enqueue(queue.CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
         # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new
         # status and the time of the event that decided it: never the same twice for one inquiry.
         payload = notify.status_change_payload(inquiry.inquiry_id, inquiry.status, occurred_at=event.created_at)
         if payload is not None:
-            self._enqueue(notify.N8N_EVENT, inquiry.inquiry_id, payload)
+            self._enqueue(queue.N8N_EVENT, inquiry.inquiry_id, payload)
 
     def _enqueue(self, kind: str, inquiry_id: str, payload: dict[str, Any]) -> None:
         self.job_rows.append(queue.job_row(kind, inquiry_id=inquiry_id, payload=payload,

@@ -14,28 +14,20 @@ webhook body, already signature-checked; the writer parses it and answers with o
 followed by the event id (or, for a body that is not a Persona event, the parser's message). One
 request at a time per connection (a request thread keeps its own connection).
 
-`gunicorn.conf.py` starts the writer with `WriterProcess` and restarts it if it dies; a web process
+`gunicorn.conf.py` starts it with `bridge.app.intake_process.WriterProcess` and restarts it if it dies; a web process
 that cannot reach it commits in-process (`GroupCommitter`), so the writer is never a single point
 of failure.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import selectors
-import shutil
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections import deque
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.intake import group_commit, ingest
@@ -204,27 +196,6 @@ def listen(path: str) -> socket.socket:
     return listener
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="kyc-bridge intake writer (started by gunicorn.conf.py)")
-    parser.add_argument("--socket", required=True)
-    args = parser.parse_args(argv)
-
-    from bridge import logs
-    from bridge.app.heap import freeze_startup_objects
-    from bridge.runtime import Runtime
-
-    logs.configure()
-    runtime = Runtime.from_env(os.environ)  # the same environment as the web processes
-    writer = IntakeWriter(runtime, listen(args.socket), parent_pid=os.getppid())
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: writer.stop())
-    freeze_startup_objects()
-    log.info("intake writer ready (pid %d)", os.getpid())
-    writer.serve_forever()
-    log.info("intake writer stopped: %d event(s) answered in %d transaction(s)", writer.committed, writer.commits)
-    runtime.engine.dispose()
-
-
 # -- the web side ------------------------------------------------------------------------------------
 
 class IntakeClient:
@@ -317,85 +288,3 @@ def _read_reply(sock: socket.socket) -> bytes:
                 raise ConnectionResetError(f"intake writer sent a reply of {length} bytes")
             if len(data) >= _HEADER.size + length:
                 return data[_HEADER.size:_HEADER.size + length]
-
-
-# -- the process, for gunicorn's master --------------------------------------------------------------
-
-class WriterProcess:
-    """Starts `python -m bridge.intake.writer` and restarts it whenever it exits, until `stop`."""
-
-    def __init__(self, path: str | None = None) -> None:
-        self._path = path
-        self._own_directory: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def path(self) -> str:
-        if self._path is None:  # a private directory: nobody else can reach the socket or replace it
-            self._own_directory = tempfile.mkdtemp(prefix="kyc-bridge-intake-")
-            self._path = str(Path(self._own_directory) / "intake.sock")
-        return self._path
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def start(self, ready_seconds: float = 30.0) -> bool:
-        """Start it and wait until it accepts connections; False if it did not come up."""
-        self._spawn()
-        threading.Thread(target=self._supervise, name="intake-writer-supervisor", daemon=True).start()
-        return self.wait_ready(ready_seconds)
-
-    def wait_ready(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(self.path)
-                return True
-            except OSError:
-                time.sleep(0.05)
-            finally:
-                probe.close()
-        return False
-
-    def _spawn(self) -> None:
-        with self._lock:
-            # Its own session: a Ctrl-C on gunicorn reaches the web processes first; `stop` ends
-            # the writer after they are gone, so none of their events is cut off mid-commit.
-            self._proc = subprocess.Popen([sys.executable, "-m", "bridge.intake.writer", "--socket", self.path],
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def _supervise(self) -> None:
-        while not self._stopping.is_set():
-            proc = self._proc
-            assert proc is not None
-            code = proc.wait()
-            if self._stopping.is_set():
-                return
-            log.error("intake writer exited with %s; restarting it", code)
-            time.sleep(1)  # a writer that cannot start must not spin
-            if not self._stopping.is_set():
-                self._spawn()
-
-    def stop(self, wait_seconds: float = 20.0) -> None:
-        self._stopping.set()
-        with self._lock:
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(wait_seconds)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._own_directory is not None:
-            shutil.rmtree(self._own_directory, ignore_errors=True)
-
-
-if __name__ == "__main__":  # run as bridge.intake.writer, so its log lines carry that name
-    from bridge.intake.writer import main as run
-
-    run(sys.argv[1:])

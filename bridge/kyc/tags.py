@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bridge.config import Tag, UserType
 from bridge.kyc.states import Status
+
+if TYPE_CHECKING:  # the config's value types; this module needs nothing of the config's loading
+    from bridge.config import Tag, UserType
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.outbox import events_out
+from bridge.outbox import events_out, remind
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
@@ -24,9 +24,6 @@ from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Contact, Inquiry, Reminder
-
-N8N_EVENT = "n8n.event"
-
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -41,18 +38,11 @@ def status_change_payload(inquiry_id: str, status: str, *, occurred_at: datetime
     return {"type": type_, "inquiry_id": inquiry_id, "status": status, "occurred_at": events_out.iso(occurred_at)}
 
 
-def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:
-    """Queue the `kyc.stalled` event of a reminder row (bridge.outbox.remind records the row)."""
-    queue.enqueue(session, N8N_EVENT, inquiry_id=reminder.inquiry_id,
-                  payload={"type": events_out.STALLED, "reminder_id": reminder.id},
-                  max_attempts=config.max_attempts, now=now)
-
-
 def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime) -> None:
     """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link."""
     if user_type not in config.user_types:
         raise onboarding.OnboardingError("user_type", f"user_type must be one of {', '.join(config.user_types)}")
-    queue.enqueue(session, N8N_EVENT, inquiry_id=None,
+    queue.enqueue(session, queue.N8N_EVENT, inquiry_id=None,
                   payload={"type": events_out.LINK_REQUESTED, "contact_id": contact_id, "user_type": user_type,
                            "occurred_at": events_out.iso(now), "key": secrets.token_hex(12)},
                   max_attempts=config.max_attempts, now=now)
@@ -127,8 +117,6 @@ def _status_change(session: Session, config: Config, payload: dict[str, Any]) ->
 
 
 def _stalled(session: Session, config: Config, reminder_id: int, now: datetime) -> events_out.EventFacts | str:
-    from bridge.outbox import remind  # remind queues through this module
-
     reminder = session.get(Reminder, reminder_id)
     if reminder is None:
         return f"{SKIPPED_PREFIX}: reminder no longer stored"

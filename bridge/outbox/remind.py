@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.outbox import notify
+from bridge.outbox import events_out
+from bridge.store import queue
 from bridge.config import Config
 from bridge.kyc.states import Status
 from bridge.store.engine import transaction
@@ -153,7 +154,7 @@ def run(sessions: sessionmaker[Session], config: Config, *, now: datetime, dry_r
                                     anchor_at=item.anchor_at, window_hours=item.window_hours, created_at=now)
                 session.add(reminder)
                 session.flush()  # the unique window key: a concurrent run that got here first wins
-                notify.enqueue_stalled(session, config, reminder, now=now)
+                enqueue_stalled(session, config, reminder, now=now)
                 audit.append(session, "reminder.queued", f"contact:{item.contact_id}",
                              {"user_type": item.user_type, "inquiry_id": item.inquiry_id, "count": item.window_hours},
                              at=now)
@@ -161,3 +162,10 @@ def run(sessions: sessionmaker[Session], config: Config, *, now: datetime, dry_r
         except IntegrityError:
             continue
     return Report(queued, len(due) - queued, stalled)
+
+
+def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:
+    """Queue the `kyc.stalled` event of a reminder row (`run` records the row first)."""
+    queue.enqueue(session, queue.N8N_EVENT, inquiry_id=reminder.inquiry_id,
+                  payload={"type": events_out.STALLED, "reminder_id": reminder.id},
+                  max_attempts=config.max_attempts, now=now)

@@ -13,17 +13,16 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bridge import audit
 from bridge.outbox import backoff, crm_sync, notify
-from bridge.intake.ingest import CRM_SYNC
-from bridge.consent.onboarding import CRM_TAG
-from bridge.consent.privacy import PERSONA_REDACT
-from bridge.runtime import Runtime
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
 from bridge.store.engine import StoreUnavailable, transaction
+
+if TYPE_CHECKING:  # the worker is handed a runtime; building one is the entry points' job
+    from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +97,8 @@ def n8n_event_handler(runtime: Runtime) -> Handler:
 
 
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
-    return {CRM_SYNC: crm_sync_handler(runtime), CRM_TAG: crm_tag_handler(runtime),
-            PERSONA_REDACT: persona_redact_handler(runtime), notify.N8N_EVENT: n8n_event_handler(runtime)}
+    return {queue.CRM_SYNC: crm_sync_handler(runtime), queue.CRM_TAG: crm_tag_handler(runtime),
+            queue.PERSONA_REDACT: persona_redact_handler(runtime), queue.N8N_EVENT: n8n_event_handler(runtime)}
 
 
 class Worker:

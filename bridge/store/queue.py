@@ -16,6 +16,11 @@ from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
 from bridge.store.models import Job
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
+# The job kinds, one place for all: who enqueues a kind and who runs it import it from here.
+CRM_SYNC = "crm.sync"  # an inquiry's status tags to FluentCRM (queued by intake)
+CRM_TAG = "crm.tag"  # one tag for a person without an inquiry, e.g. manual review (onboarding)
+PERSONA_REDACT = "persona.redact"  # ask Persona to redact an erased person's inquiry (privacy)
+N8N_EVENT = "n8n.event"  # a thin KYC event for n8n (intake, remind, links)
 FAILED = "failed"  # not stored: a queued job waiting for its retry after an error
 
 
