@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from bridge.store.engine import StoreUnavailable, ping
+from bridge.store.engine import StoreUnavailable
+from bridge.store.migrate import engine_schema_state
 from bridge.web import metrics
 from bridge.web.common import error, runtime
 
@@ -18,10 +19,14 @@ def healthz():  # type: ignore[no-untyped-def]
 
 @bp.get("/readyz")
 def readyz():  # type: ignore[no-untyped-def]
+    """Ready when the store answers and is at the revision this code expects (behind it, every
+    webhook would fail)."""
     try:
-        ping(runtime().engine)
+        problem = engine_schema_state(runtime().engine).problem
     except StoreUnavailable:
         return error(503, "store unreachable")
+    if problem:
+        return error(503, problem)
     return jsonify({"status": "ready"})
 
 
