@@ -14,7 +14,7 @@ webhook body, already signature-checked; the writer parses it and answers with o
 followed by the event id (or, for a body that is not a Persona event, the parser's message). One
 request at a time per connection (a request thread keeps its own connection).
 
-`gunicorn.conf.py` starts it with `bridge.app.intake_process.WriterProcess` and restarts it if it dies; a web process
+`bridge/app/gunicorn_conf.py` starts it with `bridge.app.intake_process.WriterProcess` and restarts it if it dies; a web process
 that cannot reach it commits in-process (`GroupCommitter`), so the writer is never a single point
 of failure.
 """
