@@ -128,7 +128,9 @@ def test_store_unavailable_names_driver_host_and_database_never_the_password(url
 
 # --- concurrent migrations ------------------------------------------------------------------
 
-def fresh_server_database(backend: str) -> tuple[str, str, sa.Engine]:
+def fresh_database(backend: str, tmp_path: Path) -> tuple[str, str, sa.Engine | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}", str(tmp_path / "fresh.db"), None
     admin_url = normalize_url(SERVER_URLS[backend])
     name = f"kyc_lock_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -141,7 +143,11 @@ def fresh_server_database(backend: str) -> tuple[str, str, sa.Engine]:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name, admin
 
 
-def waiting_for_the_lock(admin: sa.Engine, backend: str, name: str) -> int:
+def waiting_for_the_lock(admin: sa.Engine | None, backend: str, name: str) -> int:
+    if backend == "sqlite":  # blocked flock requests show in /proc/locks as "N: -> FLOCK … MAJ:MIN:INODE …"
+        inode = str(os.stat(name + ".migratelock").st_ino)
+        return sum(1 for line in Path("/proc/locks").read_text().splitlines()
+                   if (words := line.split())[1:3] == ["->", "FLOCK"] and words[6].split(":")[-1] == inode)
     with admin.connect() as conn:
         if backend == "postgres":
             return conn.execute(sa.text(
@@ -152,21 +158,23 @@ def waiting_for_the_lock(admin: sa.Engine, backend: str, name: str) -> int:
             {"name": name}).scalar()
 
 
-@pytest.mark.parametrize("backend", ["postgres", "mariadb"])
+@pytest.mark.parametrize("backend", ["postgres", "mariadb", "sqlite"])
 def test_two_upgrades_at_once_take_turns_and_migrate_once(backend, tmp_path):
     """Replicas starting together: while one holds the migration lock (here the test), both
     `db upgrade`s wait for it and touch nothing; then each runs in turn, the second finding the
     schema at head. Without the lock they would create the same tables at the same time."""
-    url, name, admin = fresh_server_database(backend)
+    url, name, admin = fresh_database(backend, tmp_path)
     holder = make_engine(url)
     try:
         with migrate.migration_lock(holder):
             upgrades = [subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "db", "upgrade"], env=bridge_env(url),
                                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                         for _ in range(2)]
+            deadline = time.monotonic() + 120
             while waiting_for_the_lock(admin, backend, name) < 2:
                 finished = [p for p in upgrades if p.poll() is not None]
                 assert not finished, f"an upgrade did not wait for the lock: {finished[0].stdout.read()}"
+                assert time.monotonic() < deadline, "the upgrades never queued on the lock"
                 time.sleep(0.05)
             assert not sa.inspect(holder).has_table("alembic_version")  # nothing ran while they waited
         outputs = [p.communicate(timeout=180)[0] for p in upgrades]
@@ -177,7 +185,8 @@ def test_two_upgrades_at_once_take_turns_and_migrate_once(backend, tmp_path):
         assert migrate.check(url).at_head
     finally:
         holder.dispose()
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if backend == "postgres" else ""
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        admin.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                force = " WITH (FORCE)" if backend == "postgres" else ""
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+            admin.dispose()

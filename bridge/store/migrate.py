@@ -8,8 +8,10 @@ in code: no alembic.ini is needed at run time (alembic.ini stays for developers 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,10 +65,14 @@ def migration_lock(engine: Engine, wait_seconds: int = LOCK_WAIT_SECONDS) -> Ite
     """Held by one migrating process at a time per database (PostgreSQL advisory lock, MariaDB/MySQL
     GET_LOCK), on a connection of its own in autocommit so no transaction stays open while waiting.
 
-    SQLite needs none: every transaction of make_engine's starts with BEGIN IMMEDIATE, so Alembic's
-    upgrade (one transaction, which reads alembic_version after BEGIN) holds the file's write lock
-    throughout; a second migrator waits on it (busy_timeout), then finds the schema at head."""
+    SQLite: an flock on a file beside the database. SQLite's own write lock is not enough: its DDL
+    counts as non-transactional for Alembic, which then commits after each revision, so a second
+    migrator could slip in between two revisions of the first, and both would run the rest."""
     backend = engine.dialect.name
+    if backend == "sqlite":
+        with _sqlite_migration_lock(engine.url.database):
+            yield
+        return
     if backend not in ("postgresql", "mysql", "mariadb"):
         yield
         return
@@ -92,6 +98,19 @@ def migration_lock(engine: Engine, wait_seconds: int = LOCK_WAIT_SECONDS) -> Ite
             yield
         finally:
             conn.execute(text(unlock), params)
+
+
+@contextmanager
+def _sqlite_migration_lock(database: str | None) -> Iterator[None]:
+    if not database or database == ":memory:":  # one connection, one process: nobody to wait for
+        yield
+        return
+    fd = os.open(os.path.abspath(database) + ".migratelock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
