@@ -22,7 +22,10 @@ def schema_problem(environ: Mapping[str, str], *, warn: Callable[[str], None], m
     try:
         if migrate_first:
             migrate.upgrade(url)
-        return migrate.check(url).problem
+        state = migrate.check(url)
+        if state.warning:
+            warn(state.warning)
+        return state.problem
     except migrate.MigrationLockTimeout as exc:
         return str(exc)
     except StoreUnavailable as exc:

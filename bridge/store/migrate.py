@@ -163,17 +163,29 @@ class SchemaState:
         return self.current == self.expected
 
     @property
-    def problem(self) -> str | None:
-        """One line for an operator, or None when the database is at head."""
-        if self.at_head:
-            return None
-        current = ", ".join(self.current) or "none (never migrated)"
-        expected = ", ".join(self.expected)
+    def newer(self) -> bool:
+        """Migrated by a newer kyc-bridge (a revision this code does not know): a rolling deploy
+        under way, or a rollback of the code. Revisions only add, so this code keeps working."""
         known = ScriptDirectory.from_config(alembic_config(""))
-        if all(_is_known(known, revision) for revision in self.current):
-            return f"database at revision {current}, expected {expected}: run `kyc-bridge db upgrade`"
-        return (f"database at revision {current}, expected {expected}: the database was migrated by a newer "
-                f"kyc-bridge; run that version")
+        return not self.at_head and not all(_is_known(known, revision) for revision in self.current)
+
+    def _revisions(self) -> tuple[str, str]:
+        return ", ".join(self.current) or "none (never migrated)", ", ".join(self.expected)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this code cannot run on the database (one line for an operator), or None."""
+        if self.at_head or self.newer:
+            return None
+        current, expected = self._revisions()
+        return f"database at revision {current}, expected {expected}: run `kyc-bridge db upgrade`"
+
+    @property
+    def warning(self) -> str | None:
+        if not self.newer:
+            return None
+        current, expected = self._revisions()
+        return f"database at revision {current}, newer than this kyc-bridge (expected {expected}): running anyway"
 
 
 def _is_known(scripts: ScriptDirectory, revision: str) -> bool:

@@ -19,15 +19,15 @@ def healthz():  # type: ignore[no-untyped-def]
 
 @bp.get("/readyz")
 def readyz():  # type: ignore[no-untyped-def]
-    """Ready when the store answers and is at the revision this code expects (behind it, every
-    webhook would fail)."""
+    """Ready when the store answers and is not behind the revision this code expects (every webhook
+    would fail). A newer revision (a rolling deploy, a rollback) stays ready, with a warning."""
     try:
-        problem = engine_schema_state(runtime().engine).problem
+        schema = engine_schema_state(runtime().engine)
     except StoreUnavailable:
         return error(503, "store unreachable")
-    if problem:
-        return error(503, problem)
-    return jsonify({"status": "ready"})
+    if schema.problem:
+        return error(503, schema.problem)
+    return jsonify({"status": "ready", **({"warning": schema.warning} if schema.warning else {})})
 
 
 @bp.get("/metrics")
