@@ -58,7 +58,7 @@ MIGRATE_HELP = "Apply the database migrations first (safe when several processes
 
 
 def require_schema_at_head(migrate_first: bool) -> None:
-    """Refuse to start, in one line, on a database that is not at the code's revision."""
+    """Refuse to start, in one line, on a database behind the code's revision (or migrate it first)."""
     from bridge.app.startup import schema_problem
 
     problem = schema_problem(os.environ, warn=lambda line: click.echo(f"warning: {line}", err=True),

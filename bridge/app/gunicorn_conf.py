@@ -45,7 +45,7 @@ def _redact_gunicorn_logs() -> None:
 _intake_writer = WriterProcess()
 
 
-def _refuse_a_schema_not_at_head() -> None:
+def _refuse_a_schema_behind_the_code() -> None:
     """Like `kyc-bridge serve`: a database behind the code would answer every webhook 503. A store
     that cannot be reached yet is no reason to refuse: /readyz says 503 until it is back."""
     from bridge.app.startup import schema_problem
@@ -59,7 +59,7 @@ def on_starting(server):
     _redact_gunicorn_logs()
     if getattr(server.app, "app_uri", None) != wsgi_app:
         return  # another app under these settings (the benchmark's bare receiver) has no webhooks to store
-    _refuse_a_schema_not_at_head()
+    _refuse_a_schema_behind_the_code()
     if not _intake_writer.start():
         server.log.error("intake writer not ready; web processes commit their own webhooks until it is")
     os.environ["BRIDGE_INTAKE_SOCKET"] = _intake_writer.path

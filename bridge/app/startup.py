@@ -1,6 +1,6 @@
-"""What `serve`, `worker` and gunicorn check before they start: the database is at the revision
-this code expects (or is migrated first when asked), so a forgotten `db upgrade` is one clear line
-at start instead of a 503 for every webhook."""
+"""What `serve`, `worker` and gunicorn check before they start: the database is not behind the
+revision this code expects (or is migrated first when asked), so a forgotten `db upgrade` is one
+clear line at start instead of a 503 for every webhook."""
 
 from __future__ import annotations
 
