@@ -1,61 +1,7 @@
-"""gunicorn settings for the web app in production. Run the outbox with `kyc-bridge worker`
-processes beside it (the web processes never call FluentCRM or n8n themselves)."""
+"""gunicorn settings for a checkout: `gunicorn -c gunicorn.conf.py`. They live in the package, so an
+installed kyc-bridge uses the same ones with `gunicorn -c python:bridge.app.gunicorn_conf`."""
 
-import logging
-import multiprocessing
-import os
+from bridge.app import gunicorn_conf as _settings
 
-from bridge.app.heap import freeze_startup_objects
-from bridge.app.intake_process import WriterProcess
-from bridge.logs import RedactEmails
-
-wsgi_app = "bridge.app.wsgi:app"
-bind = os.environ.get("BRIDGE_BIND", "0.0.0.0:8000")
-# A webhook request mostly waits for the intake writer's commit (below): one process per core, with
-# enough threads that a request never waits for a free thread while others wait for a commit.
-workers = int(os.environ.get("BRIDGE_WEB_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
-threads = int(os.environ.get("BRIDGE_WEB_THREADS", 16))
-# Persona gives up on a delivery after 5 s; a request still running at 30 s is stuck.
-timeout = 30
-graceful_timeout = 20
-keepalive = 5
-# %(U)s is the path without the query string; the email filter below masks what a path could carry.
-accesslog = os.environ.get("BRIDGE_ACCESS_LOG", "-") or None
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
-errorlog = "-"
-loglevel = os.environ.get("BRIDGE_LOG_LEVEL", "info")
-
-
-def _redact_gunicorn_logs() -> None:
-    for name in ("gunicorn.access", "gunicorn.error"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactEmails) for f in logger.filters):
-            logger.addFilter(RedactEmails())
-
-
-# All web processes hand their webhooks to one intake writer process, which commits them in shared
-# transactions (bridge/intake/writer.py). Started before the web processes fork, so they inherit
-# its socket path; stopped after they have exited.
-_intake_writer = WriterProcess()
-
-
-def on_starting(server):
-    _redact_gunicorn_logs()
-    if getattr(server.app, "app_uri", None) != wsgi_app:
-        return  # another app under these settings (the benchmark's bare receiver) has no webhooks to store
-    if not _intake_writer.start():
-        server.log.error("intake writer not ready; web processes commit their own webhooks until it is")
-    os.environ["BRIDGE_INTAKE_SOCKET"] = _intake_writer.path
-
-
-def on_exit(server):  # noqa: ARG001 - gunicorn hook signature
-    _intake_writer.stop()
-
-
-def post_fork(server, worker):  # noqa: ARG001 - gunicorn hook signature
-    _redact_gunicorn_logs()
-
-
-def post_worker_init(worker):  # noqa: ARG001 - gunicorn hook signature; runs after the app is loaded
-    freeze_startup_objects()
+# Every name, hooks and the intake writer's handle included, as if written here.
+globals().update({name: value for name, value in vars(_settings).items() if not name.startswith("__")})

@@ -29,7 +29,7 @@ class Settings:
     n8n_webhook_url: str | None
     n8n_token: str | None
     n8n_signing_secret: str | None
-    # Set by gunicorn.conf.py for its web processes, not by operators (bridge/intake/writer.py).
+    # Set by bridge/app/gunicorn_conf.py for its web processes, not by operators (bridge/intake/writer.py).
     intake_socket: str | None = None
 
     @property

@@ -1,13 +1,18 @@
 """`kyc-bridge demo` end to end: a real gunicorn server, signed events over HTTP, the printed report."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from bridge import config as config_module
 
 
 def free_port() -> int:
@@ -47,6 +52,19 @@ def test_demo_reports_states_and_tag_changes_and_keeps_serving(tmp_path):
         # still serving afterwards, where it said
         assert f"keeps serving on http://127.0.0.1:{port}" in output
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        # links and Persona's redirect back follow --port (the bundled config says 8000)
+        link = re.search(r"consent page .*?(http://\S+)", output).group(1)
+        assert link.startswith(f"http://127.0.0.1:{port}/verify/")
+        assert requests.get(link, timeout=5).status_code == 200
+        token = re.search(r"Bearer (\S+)'", output).group(1)
+        session = requests.post(f"http://127.0.0.1:{port}/api/v1/sessions", timeout=10, json={
+            "email": "fay@example.com", "user_type": "customer", "consent": {
+                "share_with_persona": True, "persona_retention": True, "gdpr_processing": True,
+                "text_version": config_module.load(None).consent.version}},
+            headers={"Authorization": f"Bearer {token}"})
+        assert session.status_code == 201, session.text
+        redirect = parse_qs(urlsplit(session.json()["hosted_url"]).query)["redirect-uri"]
+        assert redirect == [f"http://127.0.0.1:{port}/verify/done"]
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -54,3 +72,16 @@ def test_demo_reports_states_and_tag_changes_and_keeps_serving(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
     assert (tmp_path / "demo.db").exists()
+
+
+def test_demo_links_follow_the_port_unless_the_config_names_its_own_address():
+    from bridge.app.demo import following_port
+
+    bundled = config_module.load(None)
+    moved = following_port(bundled, "0.0.0.0", 8700)
+    assert moved.public_url == "http://127.0.0.1:8700"
+    assert "http://127.0.0.1:8700" in moved.allowed_redirect_origins
+    assert "http://127.0.0.1:8000" not in moved.allowed_redirect_origins
+    assert following_port(bundled, "::", 8700).public_url == "http://[::1]:8700"
+    tunnel = replace(bundled, public_url="https://demo.example.net")
+    assert following_port(tunnel, "127.0.0.1", 8700) is tunnel

@@ -121,11 +121,13 @@ def test_a_body_that_is_no_persona_event_gets_the_parsers_message(runtime, confi
 def test_store_trouble_reaches_the_web_process(runtime, config, writer, monkeypatch):
     client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
 
+    where = "OperationalError on postgresql+psycopg at db.internal:5432, database kyc"
+
     def unavailable(*args, **kwargs):
-        raise StoreUnavailable("OperationalError")
+        raise StoreUnavailable(where)
 
     monkeypatch.setattr(ingest, "ingest_many", unavailable)
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreUnavailable, match=f"^{re.escape(where)}$"):  # where the store is, for the web's log
         client.submit(body_of(config, 1))
 
     def broken(*args, **kwargs):

@@ -46,20 +46,38 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply the Alembic migrations to BRIDGE_DATABASE_URL."""
-    migrate.upgrade(database_url(), revision)
+    """Apply the Alembic migrations to BRIDGE_DATABASE_URL (several processes at once take turns)."""
+    try:
+        migrate.upgrade(database_url(), revision)
+    except migrate.MigrationLockTimeout as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"database at revision {revision}")
+
+
+MIGRATE_HELP = "Apply the database migrations first (safe when several processes start at once)."
+
+
+def require_schema_at_head(migrate_first: bool) -> None:
+    """Refuse to start, in one line, on a database behind the code's revision (or migrate it first)."""
+    from bridge.app.startup import schema_problem
+
+    problem = schema_problem(os.environ, warn=lambda line: click.echo(f"warning: {line}", err=True),
+                             migrate_first=migrate_first)
+    if problem:
+        raise click.ClickException(problem)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option("--migrate", "migrate_first", is_flag=True, help=MIGRATE_HELP)
+def serve(host: str, port: int, migrate_first: bool) -> None:
     """Run the web app and the outbox worker in one process (small sites)."""
     from bridge.app.server import SingleProcessServer
     from bridge.web import create_app
 
     runtime = load_runtime()
+    require_schema_at_head(migrate_first)
     for line in runtime.describe_outputs():
         click.echo(line)
     click.echo(f"kyc-bridge serving on http://{host}:{port} (webhook: /webhooks/persona)")
@@ -69,15 +87,17 @@ def serve(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run what is due now, then exit.")
-def worker(once: bool) -> None:
+@click.option("--migrate", "migrate_first", is_flag=True, help=MIGRATE_HELP)
+def worker(once: bool, migrate_first: bool) -> None:
     """Drain the outbox: FluentCRM sync (and n8n events), with retries and dead-lettering."""
     from bridge.outbox.worker import Worker
 
     runtime = load_runtime()
+    require_schema_at_head(migrate_first)
     for line in runtime.describe_outputs():
         click.echo(line)
-    outbox = Worker(runtime)
     if once:
+        outbox = Worker(runtime)
         outcomes = outbox.drain()
         click.echo(f"{len(outcomes)} job(s) run")
         return
@@ -86,7 +106,26 @@ def worker(once: bool) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    outbox.run_forever(stop)
+    from bridge.app.healthcheck import Heartbeat, heartbeat_path
+
+    Worker(runtime, heartbeat=Heartbeat(heartbeat_path(os.environ)).beat).run_forever(stop)
+
+
+@main.command()
+@click.option("--role", type=click.Choice(["web", "worker"]), default=None,
+              help="What runs in this container [default: BRIDGE_ROLE, else guessed from PID 1's command line].")
+@click.option("--max-age", default=120, show_default=True, type=float,
+              help="worker: seconds since the worker's last heartbeat (BRIDGE_HEARTBEAT_FILE) before it counts as stuck.")
+def healthcheck(role: str | None, max_age: float) -> None:
+    """Docker HEALTHCHECK: exit 0 when this container's process is healthy. web: GET /healthz on
+    BRIDGE_BIND (default 0.0.0.0:8000); worker: its heartbeat is fresh. Needs no secrets."""
+    from bridge.app.healthcheck import check
+
+    role, problem = check(os.environ, role, max_age)
+    if problem:
+        click.echo(f"unhealthy: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"healthy ({role})")
 
 
 @main.command()

@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import click
 import requests
 
 from bridge import config as config_module
+from bridge.consent import onboarding
 from bridge.persona import samples, signature
 from bridge.runtime import Runtime
 from bridge.settings import Settings
@@ -125,10 +126,32 @@ def _drive(runtime: Runtime, base: str) -> None:
         for job in jobs:
             person = by_inquiry.get(job.inquiry_id or "")
             click.echo(f"  {person.label if person else job.inquiry_id}: {job.result}")
+    link = onboarding.issue_link(runtime.sessions, runtime.config, secret_key=runtime.settings.secret_key,
+                                 email="eve@example.com", user_type="customer", first_name="Eve", now=runtime.clock())
     click.echo(f"\nThe bridge keeps serving on {base}")
+    click.echo(f"  consent page (a signed link, as emailed to a person):  {link.url}")
     click.echo(f"  admin API:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/inquiries")
     click.echo(f"  webhook secret for your own signed events: {secret}")
     click.echo("Press Ctrl-C to stop.", nl=True)
+
+
+def _browsable_host(host: str) -> str:
+    """The address a browser on this machine uses for a server bound to `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def following_port(config: config_module.Config, host: str, port: int) -> config_module.Config:
+    """The demo serves on host:port, so links and Persona's redirect back must point there, not at
+    the bundled config's public_url. A config with an address of its own (a tunnel, say) keeps it."""
+    if config.public_url != config_module.load(None).public_url:
+        return config
+    public_url = f"http://{_browsable_host(host)}:{port}"
+    origins = {o for o in config.allowed_redirect_origins if o != config.public_url.lower()} | {public_url.lower()}
+    return replace(config, public_url=public_url, allowed_redirect_origins=frozenset(origins))
 
 
 def run_demo(host: str, port: int, database: str) -> None:
@@ -146,7 +169,7 @@ def run_demo(host: str, port: int, database: str) -> None:
     })
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own report
     settings = Settings.from_env(environ)
-    config = config_module.load(settings.config_file)
+    config = following_port(config_module.load(settings.config_file), host, port)
     migrate.upgrade(settings.database_url)
     runtime = Runtime.build(settings, config)
     click.echo(f"kyc-bridge demo on SQLite ({database}), secrets generated for this run")

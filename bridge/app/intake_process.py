@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="kyc-bridge intake writer (started by gunicorn.conf.py)")
+    parser = argparse.ArgumentParser(description="kyc-bridge intake writer (started by bridge/app/gunicorn_conf.py)")
     parser.add_argument("--socket", required=True)
     args = parser.parse_args(argv)
 

@@ -1,6 +1,6 @@
 """`kyc-bridge serve` / `demo`: gunicorn in one process (gthread) with the outbox worker in a thread.
 
-Production runs `gunicorn -c gunicorn.conf.py` plus separate `kyc-bridge worker` processes instead.
+Production runs `gunicorn -c python:bridge.app.gunicorn_conf` plus separate `kyc-bridge worker` processes instead.
 """
 
 from __future__ import annotations

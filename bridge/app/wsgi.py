@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn: `gunicorn -c gunicorn.conf.py` (see gunicorn.conf.py)."""
+"""WSGI entry point for gunicorn: `gunicorn -c python:bridge.app.gunicorn_conf` (see bridge/app/gunicorn_conf.py)."""
 
 import os
 

@@ -14,7 +14,7 @@ webhook body, already signature-checked; the writer parses it and answers with o
 followed by the event id (or, for a body that is not a Persona event, the parser's message). One
 request at a time per connection (a request thread keeps its own connection).
 
-`gunicorn.conf.py` starts it with `bridge.app.intake_process.WriterProcess` and restarts it if it dies; a web process
+`bridge/app/gunicorn_conf.py` starts it with `bridge.app.intake_process.WriterProcess` and restarts it if it dies; a web process
 that cannot reach it commits in-process (`GroupCommitter`), so the writer is never a single point
 of failure.
 """
@@ -166,8 +166,8 @@ class IntakeWriter:
         try:
             results = ingest.ingest_many(rt.engine, rt.config, [(e, b) for _, e, b in batch], now=rt.clock())
             outcomes = [_outcome(r) + r.event_id.encode() for r in results]
-        except StoreUnavailable:
-            outcomes = [_UNAVAILABLE] * len(batch)
+        except StoreUnavailable as exc:  # its message names the store (never a password): the web process logs it
+            outcomes = [_UNAVAILABLE + str(exc).encode()] * len(batch)
         except Exception:
             log.exception("intake writer: commit of %d event(s) failed", len(batch))
             outcomes = [_FAILED] * len(batch)
@@ -270,7 +270,7 @@ class IntakeClient:
         if code == _MALFORMED:
             raise events.EventFormatError(detail)
         if code == _UNAVAILABLE:
-            raise StoreUnavailable("store unavailable")
+            raise StoreUnavailable(detail or "store unavailable")
         raise WriterError("the intake writer failed to store it")
 
 

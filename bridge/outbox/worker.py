@@ -103,8 +103,11 @@ def default_handlers(runtime: Runtime) -> dict[str, Handler]:
 
 class Worker:
     def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None, *,
-                 batch: int = 10, name: str | None = None, rng: random.Random | None = None):
+                 batch: int = 10, name: str | None = None, rng: random.Random | None = None,
+                 heartbeat: Callable[[], None] | None = None):
         self.runtime = runtime
+        # Called on every poll and before every job: `kyc-bridge healthcheck` reads it in a worker container.
+        self.heartbeat = heartbeat or (lambda: None)
         self.handlers = handlers if handlers is not None else default_handlers(runtime)
         self.batch = batch
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -131,6 +134,7 @@ class Worker:
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.name)
         while not stop.is_set():
+            self.heartbeat()
             try:
                 did_work = bool(self.run_once())
             except StoreUnavailable as exc:
@@ -144,6 +148,7 @@ class Worker:
         log.info("worker %s stopped", self.name)
 
     def _run(self, job: queue.ClaimedJob) -> Outcome:
+        self.heartbeat()
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,7 +19,25 @@ _WRITER_QUEUES_LOCK = threading.Lock()
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be reached or refused the transaction for a transient reason."""
+    """The database cannot be reached or refused the transaction for a transient reason. The message
+    names the driver, host and database (never the password) and the error's type (its text may
+    carry values)."""
+
+    @classmethod
+    def for_engine(cls, engine: Engine | None, exc: DBAPIError) -> StoreUnavailable:
+        kind = type(exc.orig).__name__ if exc.orig else "database error"
+        return cls(f"{kind} on {describe_url(engine.url)}" if engine is not None else kind)
+
+
+def describe_url(url: str | URL) -> str:
+    """Where a URL points, for messages: driver, host and database, no user or password."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return f"{parsed.drivername} file {parsed.database or ':memory:'}"
+    host = parsed.host or "localhost"
+    if parsed.port:
+        host = f"[{host}]:{parsed.port}" if ":" in host else f"{host}:{parsed.port}"
+    return f"{parsed.drivername} at {host}, database {parsed.database or '(default)'}"
 
 
 def normalize_url(url: str) -> str:
@@ -131,12 +149,12 @@ def _writer_queue(engine: Engine) -> _SQLiteWriterQueue | None:
 
 
 @contextmanager
-def _unavailable_on_transient_errors() -> Iterator[None]:
+def _unavailable_on_transient_errors(engine: Engine | None) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
         if is_transient(exc):
-            raise StoreUnavailable(type(exc.orig).__name__ if exc.orig else "database error") from exc
+            raise StoreUnavailable.for_engine(engine, exc) from exc
         raise
 
 
@@ -145,8 +163,8 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
     engine = sessions.kw.get("bind")
     writer_queue = _writer_queue(engine) if isinstance(engine, Engine) else None
-    with _unavailable_on_transient_errors(), writer_queue.held() if writer_queue else nullcontext(), \
-            sessions.begin() as session:
+    with _unavailable_on_transient_errors(engine if isinstance(engine, Engine) else None), \
+            writer_queue.held() if writer_queue else nullcontext(), sessions.begin() as session:
         yield session
 
 
@@ -154,14 +172,6 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
 def core_transaction(engine: Engine) -> Iterator[Connection]:
     """`transaction` on a Core connection, for the webhook hot path: no ORM session to set up."""
     writer_queue = _writer_queue(engine)
-    with _unavailable_on_transient_errors(), writer_queue.held() if writer_queue else nullcontext(), \
+    with _unavailable_on_transient_errors(engine), writer_queue.held() if writer_queue else nullcontext(), \
             engine.begin() as connection:
         yield connection
-
-
-def ping(engine: Engine) -> None:
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
-        raise StoreUnavailable(type(exc.orig).__name__ if exc.orig else "database error") from exc

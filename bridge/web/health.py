@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from bridge.store.engine import StoreUnavailable, ping
+from bridge.store.engine import StoreUnavailable
+from bridge.store.migrate import engine_schema_state
 from bridge.web import metrics
 from bridge.web.common import error, runtime
 
@@ -18,11 +19,15 @@ def healthz():  # type: ignore[no-untyped-def]
 
 @bp.get("/readyz")
 def readyz():  # type: ignore[no-untyped-def]
+    """Ready when the store answers and is not behind the revision this code expects (every webhook
+    would fail). A newer revision (a rolling deploy, a rollback) stays ready, with a warning."""
     try:
-        ping(runtime().engine)
+        schema = engine_schema_state(runtime().engine)
     except StoreUnavailable:
         return error(503, "store unreachable")
-    return jsonify({"status": "ready"})
+    if schema.problem:
+        return error(503, schema.problem)
+    return jsonify({"status": "ready", **({"warning": schema.warning} if schema.warning else {})})
 
 
 @bp.get("/metrics")
