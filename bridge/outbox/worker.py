@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 from bridge import audit
 from bridge.outbox import backoff, crm_sync, notify
+from bridge.outbox.upkeep import Upkeep
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
 from bridge.store.engine import StoreUnavailable, transaction
@@ -103,8 +104,10 @@ def default_handlers(runtime: Runtime) -> dict[str, Handler]:
 
 class Worker:
     def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None, *,
-                 batch: int = 10, name: str | None = None, rng: random.Random | None = None):
+                 batch: int = 10, name: str | None = None, rng: random.Random | None = None,
+                 upkeep: Upkeep | None = None):
         self.runtime = runtime
+        self.upkeep = upkeep  # None: run_forever runs the [schedule] of the config
         self.handlers = handlers if handlers is not None else default_handlers(runtime)
         self.batch = batch
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -130,8 +133,12 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.name)
+        upkeep = self.upkeep if self.upkeep is not None else Upkeep(self.runtime)
+        for line in upkeep.describe():
+            log.info("%s", line)
         while not stop.is_set():
             try:
+                upkeep.tick()  # between batches: scheduled upkeep waits at most one batch
                 did_work = bool(self.run_once())
             except StoreUnavailable as exc:
                 log.warning("worker: store unavailable (%s); retrying", exc)
