@@ -260,3 +260,51 @@ def test_a_lease_held_by_a_dead_worker_expires_and_is_taken_over(runtime, tmp_pa
     assert runs(runtime, "remind") == 1
     row = lease_row(runtime, "remind")
     assert row.holder is None and row.last_run_at == clock()
+
+
+# The row lock, with the interleaving forced ------------------------------------------------------
+
+_LOCK_WAITERS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    # A lock wait on a primary key shows as a statement still running (state "Statistics"), and the
+    # waiter is not always listed in INNODB_TRX.
+    "mysql": "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query' "
+             "AND INFO LIKE '%kyc_leases%' AND ID <> CONNECTION_ID()",
+}
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgres"])  # SQLite: BEGIN IMMEDIATE and the writer queue serialise
+@pytest.mark.parametrize("row_exists", [False, True], ids=["first-use", "existing-row"])
+def test_a_second_taker_waits_for_the_first_and_then_sees_its_lease(runtime, row_exists):
+    """A has locked the lease row (or inserted it: the first use) and not committed; B asks now.
+    B must wait for A's commit and then find the lease held, not take it too."""
+    from bridge.store.engine import transaction
+
+    ttl = timedelta(minutes=15)
+    if row_exists:
+        with runtime.sessions.begin() as session:
+            leases.try_take(session, "remind", "old", now=T0 - 2 * ttl, ttl=ttl, wanted=lambda s: True)
+            leases.finish(session, "remind", "old", ran_at=None)
+    waiters = sa.text(_LOCK_WAITERS[runtime.engine.dialect.name])
+    second = {}
+
+    def b_takes():
+        with transaction(runtime.sessions) as session:
+            second["taken"], second["state"] = leases.try_take(session, "remind", "b", now=T0, ttl=ttl,
+                                                               wanted=lambda s: True)
+
+    def while_a_holds_the_row(state):
+        thread = threading.Thread(target=b_takes)
+        thread.start()
+        second["thread"] = thread
+        # Autocommit: PostgreSQL keeps one statistics snapshot per transaction.
+        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer:
+            wait_until(lambda: not thread.is_alive() or observer.execute(waiters).scalar() > 0, "B to block")
+        return True
+
+    with transaction(runtime.sessions) as session:
+        taken, _ = leases.try_take(session, "remind", "a", now=T0, ttl=ttl, wanted=while_a_holds_the_row)
+    second["thread"].join(30)
+    assert taken
+    assert second["taken"] is False and second["state"].holder == "a"
+    assert lease_row(runtime, "remind").holder == "a"
