@@ -197,15 +197,18 @@ def verify(session: Session, *, batch: int = 1000, anchor: Head | None = None,
            progress: Callable[[int], None] | None = None) -> ChainReport:
     """Check every link and the head. `anchor`: a head saved earlier outside the database; the entry
     at its seq must still have its hash, so a rewrite of the entries after some point (hashes
-    recomputed, head moved) is caught when the anchor lies after that point."""
+    recomputed, head moved) is caught when the anchor lies after that point.
+    The head is read first and the chain checked up to it: on a live store, entries committed
+    while verify reads are not mistaken for a chain that ends short of its head."""
     chain = _Chain()
-    for entry in entries_from(session, batch=batch):
+    head = read_head(session)
+    for entry in entries_from(session, until_seq=head.seq if head else None, batch=batch):
         if not chain.add(entry.seq, at_text(entry.at), entry.action, entry.subject, entry.detail,
                          entry.prev_hash, entry.hash):
             break
         if progress is not None:
             progress(1)
-    report = chain.end(read_head(session))
+    report = chain.end(head)
     return report if not report.ok or anchor is None else _against_anchor(report, chain, anchor)
 
 
