@@ -308,3 +308,17 @@ def test_a_second_taker_waits_for_the_first_and_then_sees_its_lease(runtime, row
     assert taken
     assert second["taken"] is False and second["state"].holder == "a"
     assert lease_row(runtime, "remind").holder == "a"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_remind_without_n8n_is_recorded_as_skipped(runtime):
+    """As `kyc-bridge remind`: without N8N_WEBHOOK_URL no reminder is recorded (none could be sent)."""
+    import json
+
+    upkeep = Upkeep(runtime)
+    assert [(r.task, r.outcome) for r in upkeep.tick()] == [("remind", "done"), ("retention", "done")]
+    with runtime.sessions() as session:
+        details = dict(session.execute(sa.select(AuditEntry.subject, AuditEntry.detail)
+                                       .where(AuditEntry.action == "upkeep.ran")).all())
+    assert json.loads(details["upkeep:remind"])["outcome"] == "skipped"
+    assert json.loads(details["upkeep:retention"])["outcome"] == "done"

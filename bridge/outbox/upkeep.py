@@ -38,11 +38,12 @@ log = logging.getLogger(__name__)
 class TaskResult:
     count: int  # what the run did: reminders queued, bodies dropped…
     summary: str  # one line, no personal data
+    outcome: str = "done"  # or "skipped": nothing to do in this set-up (it still counts as the run)
 
 
 def run_remind(runtime: Runtime, now: datetime) -> TaskResult:
     if not runtime.settings.n8n_enabled:  # as `kyc-bridge remind`: record nothing that could not be sent
-        return TaskResult(0, "skipped: n8n events off (N8N_WEBHOOK_URL unset)")
+        return TaskResult(0, "skipped: n8n events off (N8N_WEBHOOK_URL unset)", outcome="skipped")
     report = remind.run(runtime.sessions, runtime.config, now=now)
     return TaskResult(report.queued, f"{report.queued} reminder(s) queued; {report.already_sent} already sent")
 
@@ -122,7 +123,7 @@ class Upkeep:
             held = leases.finish(session, name, self.holder, ran_at=now)
             if held:
                 audit.append(session, "upkeep.ran", f"upkeep:{name}",
-                             {"kind": name, "count": result.count, "outcome": "done"}, at=self.runtime.clock())
+                             {"kind": name, "count": result.count, "outcome": result.outcome}, at=self.runtime.clock())
         self._look_at[name] = now + every
         log.info("upkeep %s: %s", name, result.summary if held else "lease lost mid-run (ran too long?)")
         return Ran(name, "done" if held else "lost", result.summary)
