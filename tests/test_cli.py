@@ -182,6 +182,26 @@ def test_long_commands_show_progress_on_a_terminal_only(runtime, client, config,
     assert piped.returncode == 0 and "%" not in piped.stderr and "verifying" not in piped.stderr
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_remind_reports_progress_per_reminder(runtime):
+    """`kyc-bridge remind` hands remind.run the CLI's progress bar: told the total, advanced per reminder."""
+    from contextlib import contextmanager
+
+    from bridge.outbox import remind
+
+    for n in range(3):
+        start(runtime, email=f"p{n}@example.com", at=T0)
+    seen = []
+
+    @contextmanager
+    def recorder(total):
+        seen.append(("total", total))
+        yield lambda done: seen.append(("done", done))
+
+    report = remind.run(runtime.sessions, runtime.config, now=T0 + timedelta(hours=25), progress=recorder)
+    assert report.queued == 3 and seen == [("total", 3), ("done", 1), ("done", 1), ("done", 1)]
+
+
 # audit export, offline verification, anchors ----------------------------------------------------
 
 def test_audit_export_verifies_offline_and_catches_an_edited_file(runtime, client, config, store_only, tmp_path):

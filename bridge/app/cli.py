@@ -291,7 +291,8 @@ def remind(dry_run: bool) -> None:
         click.echo("n8n events: off (N8N_WEBHOOK_URL unset): no reminders recorded, so none is lost; "
                    "use --dry-run to see who would be reminded")
         return
-    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run)
+    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run,
+                               progress=lambda total: progress("queueing reminders", total))
     verb = "due (dry run, nothing queued)" if dry_run else "queued"
     click.echo(f"{report.queued} reminder(s) {verb}; {report.already_sent} already sent for their window; "
                f"{report.stalled} stalled verification(s) seen (windows: {windows})")
