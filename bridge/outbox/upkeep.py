@@ -81,7 +81,7 @@ class Upkeep:
         self.tasks = {name: registry[name] for name in every if name in registry}
         self.every = {name: timedelta(seconds=every[name]) for name in self.tasks}
         self.ttl = timedelta(seconds=runtime.config.schedule.lease_ttl_seconds)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.holder = (holder or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}")[:128]  # the column
         self._look_at: dict[str, datetime] = {}
 
     def describe(self) -> list[str]:
