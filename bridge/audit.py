@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
@@ -38,8 +38,7 @@ def canonical_detail(detail: dict[str, DetailValue]) -> str:
 
 
 def entry_hash(prev_hash: str, seq: int, at: datetime, action: str, subject: str, detail: str) -> str:
-    material = "\n".join([prev_hash, str(seq), at.isoformat(timespec="microseconds"), action, subject, detail])
-    return hashlib.sha256(material.encode()).hexdigest()
+    return link_hash(prev_hash, seq, at_text(at), action, subject, detail)
 
 
 Entry = tuple[str, str, dict[str, DetailValue]]  # action, subject, detail
@@ -110,24 +109,167 @@ class ChainReport:
         return self.first_broken is None
 
 
-def verify(session: Session, *, batch: int = 1000) -> ChainReport:
-    prev_hash, expected_seq, checked, last_seq = GENESIS, 1, 0, 0
-    while True:
-        rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
-        ).all()
-        if not rows:
-            break
-        for entry in rows:
-            if entry.seq != expected_seq:
-                return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
-            if entry.prev_hash != prev_hash:
-                return ChainReport(checked, entry.seq, "prev_hash does not match the previous entry")
-            digest = entry_hash(prev_hash, entry.seq, entry.at, entry.action, entry.subject, entry.detail)
-            if digest != entry.hash:
-                return ChainReport(checked, entry.seq, "hash does not match the entry's content")
-            prev_hash, expected_seq, last_seq, checked = entry.hash, entry.seq + 1, entry.seq, checked + 1
+def at_text(at: datetime) -> str:
+    """How an entry's time enters its hash (and the export): ISO 8601, microseconds, +00:00."""
+    return at.isoformat(timespec="microseconds")
+
+
+def link_hash(prev_hash: str, seq: int, at: str, action: str, subject: str, detail: str) -> str:
+    """sha256 of "prev_hash\\nseq\\nat\\naction\\nsubject\\ndetail" (UTF-8), hex: what an auditor recomputes."""
+    return hashlib.sha256("\n".join([prev_hash, str(seq), at, action, subject, detail]).encode()).hexdigest()
+
+
+def exported(entry: AuditEntry) -> dict[str, DetailValue]:
+    """One entry as `kyc-bridge audit export` writes it: the fields its hash covers, as hashed."""
+    return {"seq": entry.seq, "at": at_text(entry.at), "action": entry.action, "subject": entry.subject,
+            "detail": entry.detail, "prev_hash": entry.prev_hash, "hash": entry.hash}
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+
+    def as_json(self) -> dict[str, dict[str, DetailValue]]:
+        return {"head": {"seq": self.seq, "hash": self.hash}}
+
+
+class _Chain:
+    """Walks entries in order and checks each link; the one place the chain rule is applied."""
+
+    def __init__(self, prev_hash: str = GENESIS, next_seq: int = 1):
+        self.prev_hash, self.next_seq, self.checked = prev_hash, next_seq, 0
+        self.broken: ChainReport | None = None
+        self.hashes: dict[int, str] = {}
+
+    def add(self, seq: int, at: str, action: str, subject: str, detail: str, prev_hash: str, digest: str) -> bool:
+        if seq != self.next_seq:
+            self.broken = ChainReport(self.checked, self.next_seq, f"entry {self.next_seq} is missing")
+        elif prev_hash != self.prev_hash:
+            self.broken = ChainReport(self.checked, seq, "prev_hash does not match the previous entry")
+        elif link_hash(prev_hash, seq, at, action, subject, detail) != digest:
+            self.broken = ChainReport(self.checked, seq, "hash does not match the entry's content")
+        if self.broken is not None:
+            return False
+        self.prev_hash, self.next_seq, self.checked = digest, seq + 1, self.checked + 1
+        self.hashes[seq] = digest
+        return True
+
+    def end(self, head: Head | None) -> ChainReport:
+        if self.broken is not None:
+            return self.broken
+        last_seq = self.next_seq - 1
+        if head is not None and (head.seq != last_seq or head.hash != self.prev_hash):
+            return ChainReport(self.checked, last_seq + 1, "chain ends before the recorded head (entries removed)")
+        return ChainReport(self.checked, None, None)
+
+
+def read_head(session: Session) -> Head | None:
     head = session.get(AuditHead, HEAD_ID)
-    if head is not None and (head.seq != last_seq or head.hash != prev_hash):
-        return ChainReport(checked, last_seq + 1, "chain ends before the recorded head (entries removed)")
-    return ChainReport(checked, None, None)
+    return None if head is None else Head(head.seq, head.hash)
+
+
+def entries_from(session: Session, first_seq: int = 1, *, until_seq: int | None = None,
+                 batch: int = 1000) -> Iterator[AuditEntry]:
+    """The entries from `first_seq` on (up to `until_seq`), in order, read in batches."""
+    last_seq = first_seq - 1
+    while True:
+        query = select(AuditEntry).where(AuditEntry.seq > last_seq)
+        if until_seq is not None:
+            query = query.where(AuditEntry.seq <= until_seq)
+        rows = session.scalars(query.order_by(AuditEntry.seq).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last_seq = rows[-1].seq
+
+
+def first_seq_at(session: Session, at: datetime) -> int:
+    """The seq of the first entry written at or after `at` (past the head when there is none)."""
+    found = session.scalar(select(AuditEntry.seq).where(AuditEntry.at >= at).order_by(AuditEntry.seq).limit(1))
+    if found is not None:
+        return int(found)
+    head = read_head(session)
+    return (head.seq if head else 0) + 1
+
+
+def verify(session: Session, *, batch: int = 1000, anchor: Head | None = None,
+           progress: Callable[[int], None] | None = None) -> ChainReport:
+    """Check every link and the head. `anchor`: a head saved earlier outside the database; the entry
+    at its seq must still have its hash, so a rewrite of the entries after some point (hashes
+    recomputed, head moved) is caught when the anchor lies after that point.
+    The head is read first and the chain checked up to it: on a live store, entries committed
+    while verify reads are not mistaken for a chain that ends short of its head."""
+    chain = _Chain()
+    head = read_head(session)
+    for entry in entries_from(session, until_seq=head.seq if head else None, batch=batch):
+        if not chain.add(entry.seq, at_text(entry.at), entry.action, entry.subject, entry.detail,
+                         entry.prev_hash, entry.hash):
+            break
+        if progress is not None:
+            progress(1)
+    report = chain.end(head)
+    return report if not report.ok or anchor is None else _against_anchor(report, chain, anchor)
+
+
+def _against_anchor(report: ChainReport, chain: _Chain, anchor: Head) -> ChainReport:
+    if anchor.seq == 0:
+        return report
+    if anchor.seq not in chain.hashes:
+        return ChainReport(report.checked, anchor.seq,
+                           f"entry {anchor.seq} of the anchor is not in the chain (entries removed)")
+    if chain.hashes[anchor.seq] != anchor.hash:
+        return ChainReport(report.checked, anchor.seq,
+                           "hash differs from the anchor saved earlier (the chain was rewritten up to here)")
+    return report
+
+
+def verify_export(lines: Iterable[str], *, anchor: Head | None = None) -> ChainReport:
+    """Check a `kyc-bridge audit export` file without the database: every entry's hash and link,
+    and that the chain ends at the head written last. A partial export (--since) starts from its
+    first entry's prev_hash; a full one from the genesis hash."""
+    chain: _Chain | None = None
+    head: Head | None = None
+
+    def unreadable(problem: str) -> ChainReport:  # not ok: first_broken names where reading stopped
+        return ChainReport(chain.checked if chain else 0, chain.next_seq if chain else 1, problem)
+
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if "head" in record:
+                head = Head(int(record["head"]["seq"]), str(record["head"]["hash"]))
+                continue
+            if chain is None:
+                start = int(record["seq"])
+                chain = _Chain(GENESIS if start == 1 else str(record["prev_hash"]), start)
+            if not chain.add(int(record["seq"]), record["at"], record["action"], record["subject"],
+                             record["detail"], record["prev_hash"], record["hash"]):
+                return chain.end(None)
+        except (ValueError, KeyError, TypeError):
+            return unreadable(f"line {number} is not an export record")
+    if head is None:
+        return unreadable("no head line (the export is cut short)")
+    report = (chain or _Chain(head.hash, head.seq + 1)).end(head)
+    return report if not report.ok or anchor is None or chain is None else _against_anchor(report, chain, anchor)
+
+
+def read_anchor(lines: Iterable[str]) -> Head:
+    """The head in an anchor file (`audit anchor`) or an export (its last line); ValueError if none."""
+    head = None
+    for line in lines:
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("head"), dict):
+                head = record["head"]
+    if head is None:
+        raise ValueError("no head line")
+    try:
+        return Head(int(head["seq"]), str(head["hash"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the head line has no seq and hash") from None

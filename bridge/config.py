@@ -82,6 +82,25 @@ class N8nConfig:
         return self.welcome_variants.get(user_type, "standard")
 
 
+# Upkeep tasks `serve` and `worker` can run on a schedule (`[schedule] <task>_every`); each has its
+# own lease row, so adding one (e.g. reconcile) is a name here and a function in outbox/upkeep.py.
+UPKEEP_TASKS = ("remind", "retention")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The `[schedule]` section: how often `serve` and `worker` run each upkeep task themselves."""
+
+    every_seconds: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # task → interval; absent = off
+    # How long a runner may hold a task before another process takes it over (it died mid-run).
+    lease_ttl_seconds: int = 900
+
+    def interval(self, task: str) -> int | None:
+        return self.every_seconds.get(task)
+
+
 @dataclass(frozen=True)
 class Config:
     source: str
@@ -110,6 +129,7 @@ class Config:
     status_tags: Mapping[Status, Tag]
     user_types: Mapping[str, UserType]
     n8n: N8nConfig = field(default_factory=N8nConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -171,7 +191,8 @@ def _tag(reader: _Reader, name: str) -> Tag:
 
 def parse(document: Mapping[str, Any], source: str) -> Config:
     root = _Reader(source, document)
-    known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types", "n8n"}
+    known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types", "n8n",
+             "schedule"}
     for key in document:
         if key not in known:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
@@ -256,6 +277,7 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         status_tags=MappingProxyType(status_tags),
         user_types=MappingProxyType(user_types),
         n8n=_n8n(root.sub("n8n")),
+        schedule=_schedule(root.sub("schedule")),
     )
 
 
@@ -291,6 +313,35 @@ def _n8n(n8n: _Reader) -> N8nConfig:
         review_deadline_hours=n8n.positive("review_deadline_hours", int, defaults.review_deadline_hours),
         welcome_variants=MappingProxyType(variants),
     )
+
+
+def duration_seconds(text: str) -> int | None:
+    """ "90s", "30m", "1h", "1d" → seconds; "0" → 0; anything else → None."""
+    if text.strip() == "0":
+        return 0
+    match = _DURATION.match(text)
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
+def _schedule(schedule: _Reader) -> ScheduleConfig:
+    known = {f"{task}_every" for task in UPKEEP_TASKS} | {"lease_ttl"}
+    for key in schedule.table:
+        if key not in known:
+            raise schedule.error(key, f"unknown key (expected one of {', '.join(sorted(known))})")
+
+    def seconds(name: str, default: str) -> int:
+        value = schedule.get(name, (str, int), default)
+        parsed = duration_seconds(str(value)) if value == 0 or isinstance(value, str) else None
+        if parsed is None:
+            raise schedule.error(name, f'{value!r} is not a duration like "90s", "30m", "1h" or "1d"')
+        return parsed
+
+    every = {task: seconds(f"{task}_every", "0") for task in UPKEEP_TASKS}
+    lease_ttl = seconds("lease_ttl", "15m")
+    if lease_ttl <= 0:
+        raise schedule.error("lease_ttl", "must be greater than 0")
+    return ScheduleConfig(every_seconds=MappingProxyType({t: s for t, s in every.items() if s > 0}),
+                          lease_ttl_seconds=lease_ttl)
 
 
 def load(path: str | None) -> Config:

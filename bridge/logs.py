@@ -20,7 +20,23 @@ class RedactEmails(logging.Filter):
         return True
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LogLevelError(ValueError):
+    pass
+
+
+def level_named(name: str) -> str:
+    """The level for `name` (any case); LogLevelError naming the choices otherwise."""
+    level = name.strip().upper()
+    if level not in LEVELS:
+        raise LogLevelError(f"{name!r} is not a log level (one of {', '.join(l.lower() for l in LEVELS)})")
+    return level
+
+
 def configure(level: str = "INFO") -> None:
+    level = level_named(level)  # before touching any handler: a bad level changes nothing
     root = logging.getLogger()
     if not any(isinstance(f, RedactEmails) for h in root.handlers for f in h.filters):
         handler = logging.StreamHandler()

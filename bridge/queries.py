@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -145,4 +146,34 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
                    "approved": approved},
         "review_queue": review_queue,
         "review_target_hours": REVIEW_TARGET_HOURS,
+    }
+
+
+def contact_view(session: Session, email: str) -> dict[str, object] | None:
+    """`kyc-bridge contact EMAIL`: what the bridge holds on a person (the privacy export), their
+    standing (as GET /api/v1/contacts/<email>/kyc), their jobs, and the audit entries about them
+    or their inquiries. None when the email is unknown."""
+    from bridge.consent import onboarding, privacy
+    from bridge.store.models import AuditEntry
+
+    held = privacy.export(session, email)
+    contact_id = session.scalar(select(Contact.id).where(Contact.email == email))
+    if held is None or contact_id is None:
+        return None
+    inquiry_ids = [item["inquiry_id"] for item in held["inquiries"]]
+    # Jobs name an inquiry, or (a tag for a person without one) the contact in their canonical JSON payload.
+    own = (Job.inquiry_id.in_(inquiry_ids) if inquiry_ids else Job.id.is_(None)) | \
+        Job.payload.like(f'%"contact_id":{int(contact_id)},%') | Job.payload.like(f'%"contact_id":{int(contact_id)}}}')
+    jobs = session.scalars(select(Job).where(own).order_by(Job.id)).all()
+    subjects = [f"contact:{contact_id}", *inquiry_ids, *(f"job:{job.id}" for job in jobs)]
+    history = session.scalars(select(AuditEntry).where(AuditEntry.subject.in_(subjects))
+                              .order_by(AuditEntry.seq)).all()
+    return {
+        **held,
+        "kyc": onboarding.kyc_status(session, email).as_json(),
+        "jobs": [{"id": job.id, "kind": job.kind, "inquiry_id": job.inquiry_id, "state": job.state,
+                  "attempts": job.attempts, "max_attempts": job.max_attempts, "last_error": job.last_error,
+                  "result": job.result, "updated_at": iso_utc(job.updated_at)} for job in jobs],
+        "history": [{"seq": entry.seq, "at": iso_utc(entry.at), "action": entry.action, "subject": entry.subject,
+                     "detail": json.loads(entry.detail)} for entry in history],
     }

@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -134,3 +135,36 @@ def test_a_head_lock_sent_with_other_statements_is_the_one_the_next_append_uses(
     assert not any("kyc_audit_head" in s and s.lstrip().upper().startswith("SELECT") for s in statements)
     with runtime.sessions() as session:
         assert audit.verify(session).ok
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgres"])  # SQLite: one snapshot that keeps writers out
+def test_verify_on_a_live_store_ignores_entries_appended_while_it_reads(runtime):
+    """`audit verify` from cron on a running bridge: an entry committed after verify has read the
+    entries but before it reads the head is no sign of removed entries. Forced: the entry is
+    appended from another transaction just before verify's first statement on the head row.
+    (SQLite: verify reads in one snapshot that keeps writers out, so there is no such window.)"""
+    from bridge.store.engine import transaction
+
+    at = datetime(2025, 6, 4, tzinfo=timezone.utc)
+    with transaction(runtime.sessions) as session:
+        audit.append_many(session, [("test.one", "inq_a", {}), ("test.two", "inq_b", {})], at=at)
+    appended = []
+
+    with runtime.sessions() as session:
+        verifying = session.connection()
+
+        def before_head_read(conn, cursor, statement, *args):
+            if conn is verifying and "kyc_audit_head" in statement and not appended:
+                appended.append(True)
+                with transaction(runtime.sessions) as other:
+                    appended.append(audit.append(other, "test.live", "inq_c", {}, at=at))
+
+        sa.event.listen(runtime.engine, "before_cursor_execute", before_head_read)
+        try:
+            report = audit.verify(session)
+        finally:
+            sa.event.remove(runtime.engine, "before_cursor_execute", before_head_read)
+    assert appended == [True, 3]
+    assert report.ok, report
+    with runtime.sessions() as session:
+        assert audit.verify(session).checked == 3

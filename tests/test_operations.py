@@ -62,14 +62,16 @@ def test_cli_reports_configuration_errors_without_traceback(tmp_path, monkeypatc
     monkeypatch.delenv("PERSONA_WEBHOOK_SECRETS", raising=False)
     monkeypatch.setenv("BRIDGE_SECRET_KEY", "k")
     monkeypatch.setenv("BRIDGE_ADMIN_TOKEN", "t")
-    result = CliRunner().invoke(main, ["jobs", "list"])
+    # `remind` needs the settings (n8n) and the config; `jobs list` now needs neither (tests/test_cli.py).
+    result = CliRunner().invoke(main, ["remind", "--dry-run"])
     assert result.exit_code == 1 and "PERSONA_WEBHOOK_SECRETS is not set" in result.output
     monkeypatch.setenv("PERSONA_WEBHOOK_SECRETS", "wbhsec_x")
     bad = tmp_path / "bad.toml"
     bad.write_text('[user_types.vendor]\nlevel = "gold"\n')
     monkeypatch.setenv("BRIDGE_CONFIG_FILE", str(bad))
-    result = CliRunner().invoke(main, ["jobs", "list"])
-    assert result.exit_code == 1 and f"{bad}: consent.version: is missing" in result.output
+    for command in (["remind", "--dry-run"], ["retention", "purge"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1 and f"{bad}: consent.version: is missing" in result.output
 
 
 def test_retention_purge_drops_old_bodies_only(client, runtime, monkeypatch):

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit, logs
-from bridge.config import ConfigError
+from bridge import config as config_module
+from bridge.config import Config, ConfigError
 from bridge.runtime import Runtime
 from bridge.settings import SettingsError
 from bridge.store import migrate, queue
-from bridge.store.engine import StoreUnavailable, transaction
+from bridge.store.engine import StoreUnavailable, make_engine, make_sessionmaker, transaction
 
 
 def load_runtime() -> Runtime:
@@ -31,11 +36,57 @@ def database_url() -> str:
     return os.environ.get("BRIDGE_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
 
 
+def load_store() -> sessionmaker[Session]:
+    """For commands that only read or re-queue: BRIDGE_DATABASE_URL alone, no secrets, no config."""
+    return make_sessionmaker(make_engine(database_url()))
+
+
+def load_config() -> Config:
+    """The TOML config (BRIDGE_CONFIG_FILE or the bundled one), without the secrets."""
+    try:
+        return config_module.load(os.environ.get("BRIDGE_CONFIG_FILE", "").strip() or None)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def progress(label: str, length: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when stderr is a terminal (stdout may be a file or a pipe); else nothing."""
+    if length <= 0 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def emit(text: str, output: str | None, written: str) -> None:
+    """Print `text`, or write it to the file `output`, readable by its owner only (it may hold
+    personal data), and say `written` on stderr."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"{written} to {output}", err=True)
+
+
 @click.group()
-@click.option("--log-level", default="INFO", show_default=True, envvar="BRIDGE_LOG_LEVEL")
-def main(log_level: str) -> None:
+@click.version_option(package_name="kyc-bridge", prog_name="kyc-bridge")
+@click.option("--log-level", default="INFO", show_default=True, envvar="BRIDGE_LOG_LEVEL",
+              help="debug, info, warning, error or critical (env BRIDGE_LOG_LEVEL).")
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """kyc-bridge: Persona KYC webhooks in, one truthful KYC state, FluentCRM tags and n8n events out."""
-    logs.configure(log_level.upper())
+    try:
+        logs.configure(log_level)
+    except logs.LogLevelError as exc:
+        from_env = ctx.get_parameter_source("log_level") == click.core.ParameterSource.ENVIRONMENT
+        raise click.ClickException(f"{'BRIDGE_LOG_LEVEL' if from_env else '--log-level'}: {exc}") from None
 
 
 @main.group()
@@ -150,11 +201,19 @@ def jobs() -> None:
               type=click.Choice([queue.QUEUED, queue.RUNNING, queue.DONE, queue.DEAD, queue.FAILED]),
               help="Filter (repeatable). 'failed' = waiting to be retried after an error.")
 @click.option("--limit", default=50, show_default=True)
-def jobs_list(states: tuple[str, ...], limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def jobs_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Show the newest jobs, with their last error or result."""
-    runtime = load_runtime()
-    with transaction(runtime.sessions) as session:
+    from bridge.kyc.timestamps import iso_utc
+
+    with transaction(load_store()) as session:
         rows = queue.list_jobs(session, list(states) or None, limit)
+    if as_json:
+        echo_json([{"id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts,
+                    "max_attempts": job.max_attempts, "inquiry_id": job.inquiry_id, "last_error": job.last_error,
+                    "result": job.result, "run_after": iso_utc(job.run_after), "updated_at": iso_utc(job.updated_at)}
+                   for job in rows])
+        return
     if not rows:
         click.echo("no jobs")
         return
@@ -172,11 +231,11 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
     """Re-queue dead or failed jobs (by id, or --all)."""
     if not job_ids and not retry_all:
         raise click.UsageError("give job ids or --all")
-    runtime = load_runtime()
-    with transaction(runtime.sessions) as session:
-        ids = queue.requeue(session, list(job_ids) or None, now=runtime.clock())
+    now = datetime.now(timezone.utc)
+    with transaction(load_store()) as session:
+        ids = queue.requeue(session, list(job_ids) or None, now=now)
         if ids:
-            audit.append(session, "jobs.requeued", "jobs", {"count": len(ids)}, at=runtime.clock())
+            audit.append(session, "jobs.requeued", "jobs", {"count": len(ids)}, at=now)
     missing = sorted(set(job_ids) - set(ids))
     click.echo(f"re-queued {len(ids)} job(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
     if missing:
@@ -271,10 +330,76 @@ def remind(dry_run: bool) -> None:
         click.echo("n8n events: off (N8N_WEBHOOK_URL unset): no reminders recorded, so none is lost; "
                    "use --dry-run to see who would be reminded")
         return
-    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run)
+    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run,
+                               progress=lambda total: progress("queueing reminders", total))
     verb = "due (dry run, nothing queued)" if dry_run else "queued"
     click.echo(f"{report.queued} reminder(s) {verb}; {report.already_sent} already sent for their window; "
                f"{report.stalled} stalled verification(s) seen (windows: {windows})")
+
+
+def _email_argument(email: str) -> str:
+    from bridge.kyc import emails
+
+    normalized = emails.normalize(email)
+    if normalized is None:
+        raise click.BadParameter("not an email address", param_hint="EMAIL")
+    return normalized
+
+
+@main.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+def contact(email: str, as_json: bool) -> None:
+    """Show a person: KYC status, inquiries, consents, jobs and audit history."""
+    from bridge import queries
+
+    with transaction(load_store()) as session:
+        view = queries.contact_view(session, _email_argument(email))
+    if view is None:
+        raise click.ClickException("no data held for this email")
+    if as_json:
+        echo_json(view)
+        return
+    kyc = view["kyc"]
+    click.echo(f"{view['email']}: {kyc['status']}" + (f" ({kyc['user_type']}, {kyc['level']}, decided "
+                                                      f"{kyc['decided_at']})" if kyc["decided_at"] else ""))
+    if view["consent_withdrawn_at"]:
+        click.echo(f"consent withdrawn {view['consent_withdrawn_at']}")
+    for name, line in _CONTACT_SECTIONS.items():
+        click.echo(f"{name}:" if view[name] else f"{name}: none")
+        for item in view[name]:
+            click.echo(f"  {line(item)}")
+
+
+def _withdrawn(item: dict) -> str:  # type: ignore[type-arg]
+    return f", withdrawn {item['withdrawn_at']}" if item["withdrawn_at"] else ""
+
+
+# How `contact` shows each list of queries.contact_view, one line per item.
+_CONTACT_SECTIONS: dict[str, Callable[[dict], str]] = {  # type: ignore[type-arg]
+    "inquiries": lambda i: f"{i['inquiry_id']:<32} {i['status']:<13} {i['user_type']:<19} {i['level'] or '-':<9} "
+                           f"{i['decided_at'] or '-'}",
+    "consents": lambda c: f"{c['created_at']} {c['user_type']} (text {c['text_version']}, {c['source']}{_withdrawn(c)})",
+    "jobs": lambda j: f"{j['id']:>6} {j['kind']:<15} {j['state']:<7} {j['attempts']}/{j['max_attempts']} "
+                      f"{j['last_error'] or j['result'] or ''}",
+    "history": lambda e: f"{e['seq']:>6} {e['at']} {e['action']:<20} {e['subject']} "
+                         + ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None),
+}
+
+
+@main.command("export")
+@click.argument("email")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to FILE (readable by you only) instead of standard output.")
+def export_contact(email: str, output: str | None) -> None:
+    """What the bridge holds on a person, as JSON (the same as GET /api/v1/contacts/<email>/export)."""
+    from bridge.consent import privacy
+
+    with transaction(load_store()) as session:
+        data = privacy.export(session, _email_argument(email))
+    if data is None:
+        raise click.ClickException("no data held for this email")
+    emit(json.dumps(data, indent=2, sort_keys=True) + "\n", output, "export written")
 
 
 @main.group("audit")
@@ -282,18 +407,97 @@ def audit_group() -> None:
     """Hash-chained audit log."""
 
 
+def _read_anchor(path: str) -> audit.Head:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return audit.read_anchor(handle)
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot be read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: not an anchor or export file ({exc})") from None
+
+
 @audit_group.command("verify")
-def audit_verify() -> None:
+@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False),
+              help="A head saved earlier outside the database (`audit anchor` or `audit export`): the entry "
+                   "it names must be unchanged, which catches a rewrite of the chain after it.")
+@click.option("--from-file", "export_file", type=click.Path(dir_okay=False),
+              help="Verify an `audit export` file instead of the database (no database needed).")
+@click.option("--json", "as_json", is_flag=True, help="The result as JSON.")
+def audit_verify(anchor_file: str | None, export_file: str | None, as_json: bool) -> None:
     """Check the chain; name the first broken entry."""
-    runtime = load_runtime()
-    with transaction(runtime.sessions) as session:
-        report = audit.verify(session)
+    anchor = _read_anchor(anchor_file) if anchor_file else None
+    if export_file:
+        try:
+            with open(export_file, encoding="utf-8") as handle:
+                report = audit.verify_export(handle, anchor=anchor)
+        except OSError as exc:
+            raise click.ClickException(f"{export_file}: cannot be read: {exc.strerror}") from None
+    else:
+        with transaction(load_store()) as session:
+            head = audit.read_head(session)
+            with progress("verifying", head.seq if head else 0) as advance:
+                report = audit.verify(session, anchor=anchor, progress=advance)
+    if as_json:
+        echo_json({"ok": report.ok, "checked": report.checked, "first_broken": report.first_broken,
+                   "problem": report.problem, "anchor": anchor.as_json()["head"] if anchor else None,
+                   "source": export_file or "database"})
+        sys.exit(0 if report.ok else 1)
     if report.ok:
-        click.echo(f"audit chain intact: {report.checked} entries")
+        against = f"; entry {anchor.seq} matches the anchor" if anchor and anchor.seq else ""
+        click.echo(f"audit chain intact: {report.checked} entries{against}")
         return
     click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.problem} "
                f"({report.checked} entries verified before it)", err=True)
     sys.exit(1)
+
+
+def _since(value: str | None) -> int | datetime:
+    if value is None:
+        return 1
+    if value.isdigit():
+        return max(int(value), 1)
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("give an entry number (seq) or a time like 2026-12-01T00:00:00Z",
+                                 param_hint="--since") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+@audit_group.command("export")
+@click.option("--since", default=None, metavar="SEQ|TIME",
+              help="Start at this entry number, or at the first entry written at or after this time (UTC).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to FILE instead of standard output.")
+def audit_export(since: str | None, output: str | None) -> None:
+    """Write the chain as JSON lines, one entry (with its hash) per line, then the head: an auditor
+    checks it offline with `audit verify --from-file` (or the few lines in the README), and the
+    head line is an anchor for `audit verify --anchor` later."""
+    start = _since(since)
+    lines = []
+    with transaction(load_store()) as session:
+        head = audit.read_head(session) or audit.Head(0, audit.GENESIS)  # entries after it are not in this export
+        first = start if isinstance(start, int) else audit.first_seq_at(session, start)
+        with progress("exporting", head.seq - first + 1) as advance:
+            for entry in audit.entries_from(session, first, until_seq=head.seq):
+                lines.append(json.dumps(audit.exported(entry), sort_keys=True))
+                advance(1)
+    lines.append(json.dumps(head.as_json(), sort_keys=True))
+    emit("\n".join(lines) + "\n", output, f"{len(lines) - 1} entries and the head (entry {head.seq}) written")
+
+
+@audit_group.command("anchor")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to FILE instead of standard output.")
+def audit_anchor(output: str | None) -> None:
+    """Print the chain's head (seq and hash) to keep outside the database, e.g. daily; later,
+    `audit verify --anchor FILE` fails if anything up to that entry was rewritten."""
+    with transaction(load_store()) as session:
+        head = audit.read_head(session) or audit.Head(0, audit.GENESIS)
+    saved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    emit(json.dumps({**head.as_json(), "saved_at": saved_at}, sort_keys=True) + "\n", output,
+         f"head (entry {head.seq}) written")
 
 
 @main.group()
@@ -303,13 +507,15 @@ def retention() -> None:
 
 @retention.command("purge")
 def retention_purge() -> None:
-    """Drop stored webhook bodies older than webhooks.payload_retention_days."""
+    """Drop stored webhook bodies older than webhooks.payload_retention_days (serve and worker do
+    this themselves when [schedule] retention_every is set)."""
     from bridge.consent import privacy
+    from bridge.outbox.upkeep import retention_cutoff
 
-    runtime = load_runtime()
-    cutoff = runtime.clock() - timedelta(days=runtime.config.payload_retention_days)
-    with transaction(runtime.sessions) as session:
-        count = privacy.purge_payloads(session, before=cutoff, now=runtime.clock())
+    config, now = load_config(), datetime.now(timezone.utc)
+    cutoff = retention_cutoff(config, now)
+    with transaction(load_store()) as session:
+        count = privacy.purge_payloads(session, before=cutoff, now=now)
     click.echo(f"dropped {count} webhook bodies received before {cutoff:%Y-%m-%d %H:%M} UTC")
 
 

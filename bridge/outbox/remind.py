@@ -15,6 +15,8 @@ are left alone. Safe to run from cron as often as you like.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -138,16 +140,26 @@ def _already_sent(session: Session, item: Due) -> bool:
         Reminder.anchor_at == item.anchor_at, Reminder.window_hours == item.window_hours)) is not None
 
 
-def run(sessions: sessionmaker[Session], config: Config, *, now: datetime, dry_run: bool = False) -> Report:
+def run(sessions: sessionmaker[Session], config: Config, *, now: datetime, dry_run: bool = False,
+        progress: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None = None) -> Report:
     """Queue the reminders due now. Each in its own transaction: the reminder row and its
-    `n8n.event` job commit together, and a concurrent run's row makes ours roll back."""
+    `n8n.event` job commit together, and a concurrent run's row makes ours roll back.
+    `progress(total)`: a context giving a callback to advance by each reminder done (the CLI's bar)."""
     with transaction(sessions) as session:
         due, stalled = find(session, config, now=now)
         fresh = [item for item in due if not _already_sent(session, item)]
     if dry_run:
         return Report(len(fresh), len(due) - len(fresh), stalled)
+    with progress(len(fresh)) if progress else nullcontext(lambda done: None) as advance:
+        queued = _queue_all(sessions, config, fresh, now=now, advance=advance)
+    return Report(queued, len(due) - queued, stalled)
+
+
+def _queue_all(sessions: sessionmaker[Session], config: Config, fresh: list[Due], *, now: datetime,
+               advance: Callable[[int], None]) -> int:
     queued = 0
     for item in fresh:
+        advance(1)
         try:
             with transaction(sessions) as session:
                 reminder = Reminder(contact_id=item.contact_id, user_type=item.user_type, inquiry_id=item.inquiry_id,
@@ -161,7 +173,7 @@ def run(sessions: sessionmaker[Session], config: Config, *, now: datetime, dry_r
             queued += 1
         except IntegrityError:
             continue
-    return Report(queued, len(due) - queued, stalled)
+    return queued
 
 
 def enqueue_stalled(session: Session, config: Config, reminder: Reminder, *, now: datetime) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 from bridge import audit
 from bridge.outbox import backoff, crm_sync, notify
+from bridge.outbox.upkeep import Upkeep
 from bridge.sinks.errors import SinkError
 from bridge.store import queue
 from bridge.store.engine import StoreUnavailable, transaction
@@ -104,10 +105,11 @@ def default_handlers(runtime: Runtime) -> dict[str, Handler]:
 class Worker:
     def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None, *,
                  batch: int = 10, name: str | None = None, rng: random.Random | None = None,
-                 heartbeat: Callable[[], None] | None = None):
+                 heartbeat: Callable[[], None] | None = None, upkeep: Upkeep | None = None):
         self.runtime = runtime
         # Called on every poll and before every job: `kyc-bridge healthcheck` reads it in a worker container.
         self.heartbeat = heartbeat or (lambda: None)
+        self.upkeep = upkeep  # None: run_forever runs the [schedule] of the config
         self.handlers = handlers if handlers is not None else default_handlers(runtime)
         self.batch = batch
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -133,9 +135,13 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.name)
+        upkeep = self.upkeep if self.upkeep is not None else Upkeep(self.runtime)
+        for line in upkeep.describe():
+            log.info("%s", line)
         while not stop.is_set():
             self.heartbeat()
             try:
+                upkeep.tick()  # between batches: scheduled upkeep waits at most one batch
                 did_work = bool(self.run_once())
             except StoreUnavailable as exc:
                 log.warning("worker: store unavailable (%s); retrying", exc)

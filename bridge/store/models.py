@@ -204,3 +204,15 @@ class Reminder(Base):
     anchor_at: Mapped[datetime] = mapped_column(UTCDateTime())
     window_hours: Mapped[int] = mapped_column(Integer())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Lease(Base):
+    """Who runs an upkeep task now (`holder` until `expires_at`) and when it last ran: one runner
+    at a time across processes and hosts (bridge/store/leases.py)."""
+
+    __tablename__ = "kyc_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
