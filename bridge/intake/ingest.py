@@ -45,12 +45,14 @@ class IngestResult:
 
 
 def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
-                *, now: datetime) -> list[IngestResult]:
-    """Store events in one transaction, in the given order; one result per item."""
+                *, now: datetime, source: str | None = None) -> list[IngestResult]:
+    """Store events in one transaction, in the given order; one result per item. `source` names
+    where events came from when not from a webhook (e.g. "reconcile"): each event stored for the
+    first time then gets an `event.received` audit entry naming the source."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with core_transaction(engine) as connection:
-                results = _Batch(connection, config, now).run(items)
+                results = _Batch(connection, config, now, source).run(items)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -127,6 +129,7 @@ class _Batch:
     connection: Connection
     config: Config
     now: datetime
+    source: str | None = None  # see ingest_many
     known: set[str] = field(default_factory=set)  # event ids stored before or earlier in the batch
     inquiries: dict[str, _InquiryRow] = field(default_factory=dict)
     contacts: dict[str, _ContactRow] = field(default_factory=dict)  # keyed `ref:<id>` and `email:<email>`
@@ -138,6 +141,11 @@ class _Batch:
     def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
         self._read(self.connection, items)
         results = [self._ingest_one(event, body) for event, body in items]
+        if self.source is not None:
+            self.audit_entries.extend(
+                ("event.received", event.related_inquiry_id or event.event_id,
+                 {"event_id": event.event_id, "event": event.name, "source": self.source})
+                for (event, _), result in zip(items, results) if not result.duplicate)
         self._write(self.connection)
         return results
 
