@@ -140,13 +140,19 @@ def test_a_second_run_changes_nothing(reconcile_runtime: Runtime, persona: FakeP
     inquiry = new_id("inq")
     for status, hours in (("created", 10), ("completed", 9), ("approved", 8)):
         persona.add_event(event(inquiry, status, hours, email="di@example.com"))
+    persona.add_event(samples.report_event(event_id=new_id("evt"), report_id="rep_r1", inquiry_id=inquiry,
+                                           created_at=at(7)))  # a monitoring match, missed as well
     first = run(rt, persona)
     before = snapshot(rt)
+    asked = next(rec for rec in persona.requests if rec.path.endswith("/events"))
+    assert {"inquiry.approved", "report/watchlist.matched"} <= set(asked.query["filter[name]"][0].split(","))
 
     second = run(rt, persona)
 
-    assert (first.new, len(first.changed_inquiries)) == (3, 1)
-    assert (second.read, second.new, second.changed_inquiries) == (3, 0, set())
+    assert (first.new, len(first.changed_inquiries)) == (4, 1)
+    assert (second.read, second.new, second.changed_inquiries) == (4, 0, set())
+    with transaction(rt.sessions) as session:
+        assert session.scalar(sa.select(Inquiry.monitoring_report_id)) == "rep_r1"
     assert snapshot(rt) == before
 
 

@@ -21,14 +21,14 @@ from sqlalchemy import Engine
 
 from bridge.config import Config
 from bridge.intake import ingest
-from bridge.kyc import states
+from bridge.kyc import monitoring, states
 from bridge.persona import events
 from bridge.sinks.persona_api import EventPage
 
 log = logging.getLogger(__name__)
 
 # What reconcile asks the event log for: the events the bridge acts on.
-EVENT_NAMES = states.INQUIRY_EVENTS
+EVENT_NAMES = (*states.INQUIRY_EVENTS, *monitoring.EVENT_NAMES)
 SOURCE = "reconcile"
 
 
