@@ -264,7 +264,7 @@ def reconcile(since: str, page_size: int, as_json: bool) -> None:
 
     def progress(report: reconcile_module.Report) -> None:
         if sys.stderr.isatty():
-            click.echo(f"\rpage {report.pages}: {report.read} event(s) read, {report.new} new", err=True, nl=False)
+            click.echo(f"\rpage {report.pages}: {report.read} event(s) in the window", err=True, nl=False)
 
     try:
         report = reconcile_module.run(runtime.engine, runtime.config, client, since=start, now=runtime.clock,

@@ -56,30 +56,36 @@ def body_of(listed: dict[str, Any]) -> bytes:
 
 def run(engine: Engine, config: Config, event_log: EventLog, *, since: datetime, now: Callable[[], datetime],
         page_size: int = 100, on_page: Callable[[Report], None] | None = None) -> Report:
-    """Page the log newest first, store what is in the window, stop at the first page that reaches
-    past `since`. One transaction per page."""
+    """Page the log newest first back to `since` (stopping at the first page that reaches past it),
+    then store the window oldest first, `page_size` events a transaction: an inquiry's own events
+    go in before the monitoring reports that name it, as they arrived at Persona."""
     report = Report()
+    window: list[tuple[events.PersonaEvent, bytes]] = []
     cursor: str | None = None
     while True:
         page = event_log.list_events(names=EVENT_NAMES, after=cursor, page_size=page_size)
         report.pages += 1
-        items, reached_start = _in_window(page, since, report)
-        if items:
-            results = ingest.ingest_many(engine, config, items, now=now(), source=SOURCE)
-            for (event, _), result in zip(items, results):
-                if not result.duplicate:
-                    report.new += 1
-                if result.status_changed and event.inquiry is not None:
-                    report.changed_inquiries.add(event.inquiry.inquiry_id)
+        reached_start = _in_window(page, since, report, window)
         if on_page is not None:
             on_page(report)
         if reached_start or page.next_cursor is None:
-            return report
+            break
         cursor = page.next_cursor
+    window.reverse()
+    for start in range(0, len(window), page_size):
+        items = window[start:start + page_size]
+        results = ingest.ingest_many(engine, config, items, now=now(), source=SOURCE)
+        for (event, _), result in zip(items, results):
+            if not result.duplicate:
+                report.new += 1
+            if result.status_changed:
+                report.changed_inquiries.add(event.related_inquiry_id or event.event_id)
+    return report
 
 
-def _in_window(page: EventPage, since: datetime, report: Report) -> tuple[list[tuple[events.PersonaEvent, bytes]], bool]:
-    items: list[tuple[events.PersonaEvent, bytes]] = []
+def _in_window(page: EventPage, since: datetime, report: Report,
+               window: list[tuple[events.PersonaEvent, bytes]]) -> bool:
+    """Add the page's events inside the window to `window`; True once the page reaches past `since`."""
     reached_start = False
     for listed in page.events:
         body = body_of(listed)
@@ -95,5 +101,5 @@ def _in_window(page: EventPage, since: datetime, report: Report) -> tuple[list[t
         if event.name not in EVENT_NAMES:
             continue  # the filter is Persona's; do not rely on it
         report.read += 1
-        items.append((event, body))
-    return items, reached_start
+        window.append((event, body))
+    return reached_start
