@@ -25,7 +25,7 @@ HEAD_ID = 1
 # Only these detail keys may be written: a guard against personal data slipping in.
 ALLOWED_DETAIL_KEYS = frozenset({
     "event_id", "event", "inquiry_id", "from", "to", "job_id", "kind", "attempt", "outcome",
-    "user_type", "level", "reason", "count",
+    "user_type", "level", "reason", "count", "source",
 })
 DetailValue = Union[str, int, None]
 

@@ -114,6 +114,7 @@ class Config:
     rate_limit_per_link: str
     consent: ConsentText
     manual_review_tag: Tag
+    monitoring_tag: Tag  # with the needs-review tag while a monitoring match holds an approval
     hosted_flow_url: str
     dashboard_url: str
     max_body_bytes: int
@@ -262,6 +263,8 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         consent=consent_text,
         manual_review_tag=_tag(crm, "manual_review_tag") if "manual_review_tag" in crm.table
         else Tag("kyc-manual-review", "KYC: Manual Review"),
+        monitoring_tag=_tag(crm, "monitoring_tag") if "monitoring_tag" in crm.table
+        else Tag("kyc-monitoring-match", "KYC: Monitoring Match"),
         hosted_flow_url=persona.get("hosted_flow_url", str, "https://inquiry.withpersona.com/verify"),
         dashboard_url=persona.get("dashboard_url", str, "https://app.withpersona.com/dashboard/inquiries"),
         max_body_bytes=webhooks.positive("max_body_bytes", int, 1024 * 1024),

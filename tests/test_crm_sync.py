@@ -146,4 +146,5 @@ def test_a_claimed_sync_waits_for_the_intake_transaction_that_counted_on_it(runt
     reader.join(30)
     target = read["target"]
     assert isinstance(target, crm_sync.Target)
-    assert target.plan == tags.plan(config.status_tags, Status.APPROVED, config.user_types["investor"])
+    assert target.plan == tags.plan(config.status_tags, Status.APPROVED, config.user_types["investor"],
+                                    monitoring_tag=config.monitoring_tag)

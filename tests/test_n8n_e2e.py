@@ -214,6 +214,23 @@ def test_status_change_sends_its_email_once_and_repeats_send_nothing(stack, stat
     no_mail(stack)
 
 
+def test_a_monitoring_match_alerts_compliance_and_never_the_person(stack):
+    inquiry_id, email = new_id("inq"), f"{new_id('p')}@example.com"
+    deliver(stack, "approved", inquiry_id=inquiry_id, email=email, user_type="investor")
+    stack.drain()
+    welcome, _ = one_mail(stack)
+    assert welcome["To"] == email
+    report = samples.report_event(event_id=new_id("evt"), report_id="rep_e2e1", inquiry_id=inquiry_id,
+                                  created_at=T0 + timedelta(minutes=5))
+    assert post_event(stack.client, report).status_code == 200
+    outcomes = [o for o in stack.drain() if o.kind == queue.N8N_EVENT]
+    assert [o.outcome for o in outcomes] == ["done"], outcomes
+    mail, body = one_mail(stack)
+    assert mail["To"] == VARIABLES["KYC_COMPLIANCE_EMAIL"]
+    assert mail["Subject"].startswith(f"KYC monitoring match: {inquiry_id} (watchlist)")
+    assert "rep_e2e1" in body and email in body and f"{stack.runtime.config.dashboard_url}/{inquiry_id}" in body
+
+
 def test_stalled_verification_gets_a_reminder_with_a_resume_link(stack):
     email = f"{new_id('s')}@example.com"
     started = datetime.now(timezone.utc) - timedelta(hours=25)

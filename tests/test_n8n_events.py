@@ -64,12 +64,22 @@ def test_only_decisions_and_expiry_become_events():
 def test_every_type_builds_a_schema_valid_event(type_):
     review = events_out.review_due_at(T0, type_, 24)
     inquiry_id = None if type_ in (events_out.LINK_REQUESTED,) else "inq_1"
-    event = events_out.build(facts(type=type_, review_due_at=review, inquiry_id=inquiry_id,
+    match = ("watchlist", "rep_1") if type_ == events_out.MONITORING_MATCH else None
+    event = events_out.build(facts(type=type_, review_due_at=review, inquiry_id=inquiry_id, monitoring=match,
                                    verify_url="http://127.0.0.1:8000/verify/abc" if type_ in events_out.WITH_VERIFY_LINK
                                    else None))
     assert_valid(event)
     assert event["type"] == type_ and event["version"] == 1
-    assert (event["review_due_at"] == "2025-06-02T12:00:00.000Z") == (type_ == "kyc.needs_review")
+    assert (event["review_due_at"] == "2025-06-02T12:00:00.000Z") == (
+        type_ in ("kyc.needs_review", "kyc.monitoring_match"))
+    assert ("monitoring" in event) == (type_ == "kyc.monitoring_match")
+
+
+def test_the_schema_wants_the_report_on_a_monitoring_match_and_nowhere_else():
+    review = events_out.review_due_at(T0, events_out.MONITORING_MATCH, 24)
+    without = events_out.build(facts(type=events_out.MONITORING_MATCH, review_due_at=review))
+    stray = events_out.build(facts(monitoring=("watchlist", "rep_1")))
+    assert list(VALIDATOR.iter_errors(without)) and list(VALIDATOR.iter_errors(stray))
 
 
 def test_schema_rejects_what_the_contract_forbids():

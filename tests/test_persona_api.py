@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from bridge.persona import samples
 from bridge.sinks.errors import SinkError
 from bridge.sinks.persona_api import PERSONA_VERSION, InquiryHandle, PersonaClient
 from conftest import SHARED
@@ -37,7 +38,7 @@ TEMPLATE = "itmpl_p8ANAJy9iqadm2buF2xcVgqH"
 REFERENCE = "kyc-7f3a9c"  # an internal id, never an email (reference persona.md, section 8)
 PII = {"name-first": "Jane", "email-address": "jane.doe@example.com", "birthdate": "1994-04-12"}
 OPERATIONS = {("post", "/inquiries"), ("get", "/inquiries/{inquiry-id}"),
-              ("delete", "/inquiries/{inquiry-id}"), ("post", "/inquiries/{inquiry-id}/resume")}
+              ("delete", "/inquiries/{inquiry-id}"), ("post", "/inquiries/{inquiry-id}/resume"), ("get", "/events")}
 
 
 # ---------------------------------------------------------------------- the spec as a contract
@@ -51,6 +52,10 @@ _SpecLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _query_value(text: str) -> Any:
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _escape(token: str) -> str:
@@ -129,7 +134,8 @@ class Contract:
             elif place == "query":
                 declared_query.add(name)
                 if parameter.get("style") == "deepObject":
-                    value = {key[len(name) + 1:-1]: values[-1] for key, values in rec.query.items()
+                    # On the wire every value is text; a number the schema asks for is digits.
+                    value = {key[len(name) + 1:-1]: _query_value(values[-1]) for key, values in rec.query.items()
                              if key.startswith(name + "[") and key.endswith("]")} or None
                 else:
                     value = rec.query.get(name, [None])[-1]
@@ -292,6 +298,12 @@ def test_every_operation_the_client_uses_matches_the_spec(persona: FakePersona, 
         client.retrieve_inquiry("inq_doesNotExist1234567890")  # 404
     with pytest.raises(SinkError):
         PersonaClient("persona_sandbox_wrong", base_url=persona.base_url).retrieve_inquiry(handle.inquiry_id)
+    for n in range(3):
+        persona.add_event(samples.inquiry_event(event_id=f"evt_contract{n}", inquiry_id=handle.inquiry_id,
+                                                status="pending", created_at=datetime(2026, 12, 1, n, tzinfo=timezone.utc),
+                                                template_id=TEMPLATE))
+    page = client.list_events(names=("inquiry.started", "inquiry.approved"), page_size=2)
+    client.list_events(after=page.next_cursor, page_size=2)
 
     used = {(rec.method.lower(), found[0]) for rec in persona.requests
             if (found := contract.operation(rec.method, rec.path))}

@@ -402,6 +402,49 @@ def export_contact(email: str, output: str | None) -> None:
     emit(json.dumps(data, indent=2, sort_keys=True) + "\n", output, "export written")
 
 
+@main.command()
+@click.option("--since", required=True, metavar="WINDOW|TIME",
+              help="How far back: 72h, 15m, 7d, or an ISO 8601 time with its zone (2026-12-01T00:00:00Z).")
+@click.option("--page-size", default=100, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def reconcile(since: str, page_size: int, as_json: bool) -> None:
+    """Repair missed webhooks from Persona's event log: every event in the window goes through the
+    webhook intake (duplicates change nothing, so it is safe to run again)."""
+    from bridge.intake import reconcile as reconcile_module
+    from bridge.kyc.timestamps import parse_since
+    from bridge.sinks.errors import SinkError
+
+    runtime = load_runtime()
+    try:
+        start = parse_since(since, runtime.clock())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    client = runtime.persona_client()
+    if client is None:
+        raise click.ClickException("reconcile reads Persona's event log: set PERSONA_API_KEY "
+                                   "(and PERSONA_API_BASE for another Persona address)")
+
+    def progress(report: reconcile_module.Report) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"\rpage {report.pages}: {report.read} event(s) in the window", err=True, nl=False)
+
+    try:
+        report = reconcile_module.run(runtime.engine, runtime.config, client, since=start, now=runtime.clock,
+                                      page_size=page_size, on_page=progress)
+    except SinkError as exc:
+        raise click.ClickException(f"Persona's event log: {exc.reason}") from None
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    summary = report.as_dict()
+    if as_json:
+        click.echo(json.dumps({"since": start.isoformat().replace("+00:00", "Z"), **summary}))
+        return
+    click.echo(f"reconciled since {start:%Y-%m-%d %H:%M:%S} UTC: {summary['pages']} page(s), "
+               f"{summary['events_read']} event(s) read, {summary['new_events']} new, "
+               f"{summary['inquiries_changed']} inquiry state(s) changed"
+               + (f", {summary['skipped']} not storable (see the log)" if summary["skipped"] else ""))
+
+
 @main.group("audit")
 def audit_group() -> None:
     """Hash-chained audit log."""

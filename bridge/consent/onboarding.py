@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.kyc import emails, link_tokens
+from bridge.kyc import emails, link_tokens, monitoring
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -369,15 +369,17 @@ class KycAnswer:
     user_type: str | None
     level: str | None
     decided_at: datetime | None
+    monitoring: dict[str, str | None] | None = None  # the match holding an approval in review
 
     def as_json(self) -> dict[str, Any]:
         return {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
-                "decided_at": iso_utc(self.decided_at)}
+                "decided_at": iso_utc(self.decided_at), "monitoring": self.monitoring}
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
-    """The person's standing for gating: an approval (highest level, newest) wins; otherwise the
-    newest inquiry; `not_started` when there is none."""
+    """The person's standing for gating: an approval (highest level, newest) wins, unless a
+    monitoring match holds one of their approvals in review (then `needs_review`, naming the
+    match); otherwise the newest inquiry; `not_started` when there is none."""
     query = select(Inquiry).join(Contact, Contact.id == Inquiry.contact_id).where(Contact.email == email)
     if user_type:
         query = query.where(Inquiry.user_type == user_type)
@@ -385,6 +387,12 @@ def kyc_status(session: Session, email: str, user_type: str | None = None) -> Ky
     if not inquiries:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
     approved = [i for i in inquiries if i.status == Status.APPROVED.value]
+    held = [i for i in approved if monitoring.holds_in_review(i)]
+    if held:
+        newest = max(held, key=lambda i: i.monitoring_since)  # type: ignore[arg-type, return-value]
+        return KycAnswer(email, Status.NEEDS_REVIEW.value, newest.user_type, newest.level, newest.decided_at,
+                         {"kind": newest.monitoring_kind, "report_id": newest.monitoring_report_id,
+                          "since": iso_utc(newest.monitoring_since)})
     if approved:
         best = max(approved, key=lambda i: (LEVEL_RANK.get(i.level or "", 0), i.decided_at or i.created_at))
     else:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from bridge import audit
-from bridge.kyc import emails, states
+from bridge.kyc import emails, monitoring, states
 from bridge.outbox import notify
 from bridge.config import UNKNOWN_USER_TYPE, Config
 from bridge.persona.events import InquirySnapshot, PersonaEvent
@@ -45,12 +45,14 @@ class IngestResult:
 
 
 def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
-                *, now: datetime) -> list[IngestResult]:
-    """Store events in one transaction, in the given order; one result per item."""
+                *, now: datetime, source: str | None = None) -> list[IngestResult]:
+    """Store events in one transaction, in the given order; one result per item. `source` names
+    where events came from when not from a webhook (e.g. "reconcile"): each event stored for the
+    first time then gets an `event.received` audit entry naming the source."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with core_transaction(engine) as connection:
-                results = _Batch(connection, config, now).run(items)
+                results = _Batch(connection, config, now, source).run(items)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -70,7 +72,8 @@ _KNOWN_EVENTS = ListStatement(lambda n: select(_events.c.event_id).where(_events
 _LOCK_INQUIRIES = ListStatement(lambda n: (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
-           _inquiries.c.redacted_at)
+           _inquiries.c.redacted_at, _inquiries.c.monitoring_kind, _inquiries.c.monitoring_report_id,
+           _inquiries.c.monitoring_since, _inquiries.c.monitoring_event_at)
     .where(_inquiries.c.inquiry_id.in_(in_list("ids", n)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 ))
@@ -85,7 +88,9 @@ _INSERT_INQUIRIES = DriverStatement(insert(_inquiries))
 _UPDATE_INQUIRIES = DriverStatement(update(_inquiries).where(_inquiries.c.id == bindparam("b_id")).values(
     contact_id=bindparam("b_contact_id"), reference_id=bindparam("b_reference_id"), status=bindparam("b_status"),
     decided_at=bindparam("b_decided_at"), decided_by=bindparam("b_decided_by"),
-    redacted_at=bindparam("b_redacted_at"), updated_at=bindparam("b_now")))
+    redacted_at=bindparam("b_redacted_at"), monitoring_kind=bindparam("b_monitoring_kind"),
+    monitoring_report_id=bindparam("b_monitoring_report_id"), monitoring_since=bindparam("b_monitoring_since"),
+    monitoring_event_at=bindparam("b_monitoring_event_at"), updated_at=bindparam("b_now")))
 _INSERT_EVENTS = DriverStatement(insert(_events))
 
 
@@ -114,6 +119,10 @@ class _InquiryRow:
     decided_at: datetime | None = None
     decided_by: str | None = None
     redacted_at: datetime | None = None
+    monitoring_kind: str | None = None
+    monitoring_report_id: str | None = None
+    monitoring_since: datetime | None = None
+    monitoring_event_at: datetime | None = None
     sync_waiting: bool = False  # a CRM sync is queued and not started: it will read the new state
     changed: bool = False
 
@@ -121,12 +130,17 @@ class _InquiryRow:
     def state(self) -> states.InquiryState:
         return states.InquiryState(states.Status(self.status), self.decided_at, self.decided_by)
 
+    @property
+    def under_monitoring_review(self) -> bool:
+        return monitoring.holds_in_review(self)
+
 
 @dataclass
 class _Batch:
     connection: Connection
     config: Config
     now: datetime
+    source: str | None = None  # see ingest_many
     known: set[str] = field(default_factory=set)  # event ids stored before or earlier in the batch
     inquiries: dict[str, _InquiryRow] = field(default_factory=dict)
     contacts: dict[str, _ContactRow] = field(default_factory=dict)  # keyed `ref:<id>` and `email:<email>`
@@ -138,6 +152,11 @@ class _Batch:
     def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
         self._read(self.connection, items)
         results = [self._ingest_one(event, body) for event, body in items]
+        if self.source is not None:
+            self.audit_entries.extend(
+                ("event.received", event.related_inquiry_id or event.event_id,
+                 {"event_id": event.event_id, "event": event.name, "source": self.source})
+                for (event, _), result in zip(items, results) if not result.duplicate)
         self._write(self.connection)
         return results
 
@@ -147,7 +166,8 @@ class _Batch:
         event_ids = sorted({e.event_id for e, _ in items})
         # Re-deliveries' inquiries are locked too: then the three reads do not depend on each other
         # and go to the store together (one round trip on PostgreSQL).
-        inquiry_ids = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry is not None})
+        inquiry_ids = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry is not None}
+                             | {e.related_inquiry_id for e, _ in items if _is_monitoring_report(e)})
         with pipelined(connection):
             known = _KNOWN_EVENTS.send(connection, {}, {"ids": event_ids})
             locked = _LOCK_INQUIRIES.send(connection, {}, {"ids": inquiry_ids}) if inquiry_ids else None
@@ -182,8 +202,41 @@ class _Batch:
             "payload": body.decode("utf-8", errors="replace"),
         }
         self.event_rows.append(record)
-        changed = event.inquiry is not None and self._apply(event, event.inquiry, record)
+        if event.inquiry is not None:
+            changed = self._apply(event, event.inquiry, record)
+        else:
+            changed = _is_monitoring_report(event) and self._monitor(event, record)
         return IngestResult(event.event_id, duplicate=False, status_changed=changed)
+
+    def _monitor(self, event: PersonaEvent, record: dict[str, Any]) -> bool:
+        """A monitoring report's verdict on a known inquiry; True when it puts the person into review
+        or takes them out. A report on an inquiry the bridge never saw is only stored."""
+        inquiry = self.inquiries.get(event.related_inquiry_id or "")
+        if inquiry is None:
+            return False
+        found = monitoring.apply(monitoring.of(inquiry), event.name, event.has_match, event.object_id, event.created_at)
+        if found is None:
+            return False
+        record["applied"] = True
+        was_in_review = inquiry.under_monitoring_review
+        inquiry.monitoring_kind, inquiry.monitoring_report_id = found.kind, found.report_id
+        inquiry.monitoring_since, inquiry.monitoring_event_at, inquiry.changed = found.since, found.event_at, True
+        return self._on_monitoring_change(inquiry, was_in_review, event)
+
+    def _on_monitoring_change(self, inquiry: _InquiryRow, was_in_review: bool, event: PersonaEvent) -> bool:
+        in_review = inquiry.under_monitoring_review
+        if in_review == was_in_review:
+            return False
+        self.audit_entries.append(("inquiry.monitoring", inquiry.inquiry_id, {
+            "event_id": event.event_id, "kind": inquiry.monitoring_kind,
+            "to": monitoring.status_shown(inquiry),
+        }))
+        self._enqueue_sync(inquiry)
+        if in_review:  # to compliance only: the person is never told of a sanctions or PEP hit
+            self._enqueue(queue.N8N_EVENT, inquiry.inquiry_id, notify.monitoring_match_payload(
+                inquiry.inquiry_id, inquiry.monitoring_kind or "", inquiry.monitoring_report_id or "",
+                occurred_at=event.created_at))
+        return True
 
     def _apply(self, event: PersonaEvent, snapshot: InquirySnapshot, record: dict[str, Any]) -> bool:
         inquiry = self.inquiries.get(snapshot.inquiry_id)
@@ -206,6 +259,7 @@ class _Batch:
 
         if reported is None:
             return False
+        was_in_review = inquiry.under_monitoring_review
         transition = states.apply(current, reported, event.created_at, event.event_id)
         record["applied"] = transition.applied
         if transition.applied:
@@ -216,6 +270,8 @@ class _Batch:
         changed = transition.status_changed or (transition.applied and current.decided_by is None)
         if changed:
             self._on_status_change(inquiry, current.status, event)
+        if transition.applied:  # a new decision ends a monitoring review; an older one cannot
+            changed = self._on_monitoring_change(inquiry, was_in_review, event) or changed
         return changed
 
     def _new_inquiry(self, snapshot: InquirySnapshot, status: states.Status) -> _InquiryRow:
@@ -249,15 +305,20 @@ class _Batch:
             "event_id": event.event_id, "from": previous.value if previous else None,
             "to": inquiry.status, "user_type": inquiry.user_type,
         }))
+        self._enqueue_sync(inquiry)
+        # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new
+        # status and the time of the event that decided it: never the same twice for one inquiry.
+        # An approval that a newer monitoring match already questions sends no welcome.
+        payload = None if inquiry.under_monitoring_review else notify.status_change_payload(
+            inquiry.inquiry_id, inquiry.status, occurred_at=event.created_at)
+        if payload is not None:
+            self._enqueue(queue.N8N_EVENT, inquiry.inquiry_id, payload)
+
+    def _enqueue_sync(self, inquiry: _InquiryRow) -> None:
         # The job reads the newest state when it runs, so one queued sync per inquiry is enough.
         if not inquiry.sync_waiting:
             inquiry.sync_waiting = True
             self._enqueue(queue.CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
-        # Unlike the CRM sync, each status change is its own n8n event (an email), keyed on the new
-        # status and the time of the event that decided it: never the same twice for one inquiry.
-        payload = notify.status_change_payload(inquiry.inquiry_id, inquiry.status, occurred_at=event.created_at)
-        if payload is not None:
-            self._enqueue(queue.N8N_EVENT, inquiry.inquiry_id, payload)
 
     def _enqueue(self, kind: str, inquiry_id: str, payload: dict[str, Any]) -> None:
         self.job_rows.append(queue.job_row(kind, inquiry_id=inquiry_id, payload=payload,
@@ -280,7 +341,10 @@ class _Batch:
         new = [_inquiry_values(i, now) for i in changed if i.id is None]
         updates = [{"b_id": i.id, "b_contact_id": i.contact_id, "b_reference_id": i.reference_id,
                     "b_status": i.status, "b_decided_at": i.decided_at, "b_decided_by": i.decided_by,
-                    "b_redacted_at": i.redacted_at, "b_now": now} for i in changed if i.id is not None]
+                    "b_redacted_at": i.redacted_at, "b_monitoring_kind": i.monitoring_kind,
+                    "b_monitoring_report_id": i.monitoring_report_id, "b_monitoring_since": i.monitoring_since,
+                    "b_monitoring_event_at": i.monitoring_event_at, "b_now": now}
+                   for i in changed if i.id is not None]
         with pipelined(connection):
             if renamed:
                 _NAME_CONTACTS.run(connection, renamed)
@@ -303,5 +367,11 @@ def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:
         "inquiry_id": inquiry.inquiry_id, "contact_id": inquiry.contact_id, "reference_id": inquiry.reference_id,
         "template_id": inquiry.template_id, "user_type": inquiry.user_type, "level": inquiry.level,
         "status": inquiry.status, "decided_at": inquiry.decided_at, "decided_by": inquiry.decided_by,
-        "redacted_at": inquiry.redacted_at, "created_at": now, "updated_at": now,
+        "redacted_at": inquiry.redacted_at, "monitoring_kind": inquiry.monitoring_kind,
+        "monitoring_report_id": inquiry.monitoring_report_id, "monitoring_since": inquiry.monitoring_since,
+        "monitoring_event_at": inquiry.monitoring_event_at, "created_at": now, "updated_at": now,
     }
+
+
+def _is_monitoring_report(event: PersonaEvent) -> bool:
+    return event.related_inquiry_id is not None and monitoring.kind_of(event.name) is not None

@@ -50,6 +50,8 @@ _EVENT_STATUS = {
 }
 
 REDACTED_EVENT = "inquiry.redacted"
+# Every inquiry event the bridge acts on (reconcile asks Persona's event log for these).
+INQUIRY_EVENTS = (*_EVENT_STATUS, REDACTED_EVENT)
 
 
 def normalize_status(raw: str | None) -> Status | None:

@@ -19,18 +19,22 @@ class TagPlan:
 
 
 def plan(
-    status_tags: Mapping[Status, Tag], status: Status | None, user_type: UserType | None
+    status_tags: Mapping[Status, Tag], status: Status | None, user_type: UserType | None,
+    *, monitoring_tag: Tag | None = None, monitoring_match: bool = False,
 ) -> TagPlan:
-    """Attach the tag of `status` (and of the user type); detach every other KYC status tag."""
+    """Attach the tag of `status` (and of the user type); detach every other KYC status tag. The
+    monitoring tag goes with a match in force and is detached otherwise."""
     attach: list[Tag] = []
     wanted = status_tags.get(status) if status else None
     if wanted:
         attach.append(wanted)
     if user_type:
         attach.append(user_type.tag)
+    if monitoring_tag and monitoring_match:
+        attach.append(monitoring_tag)
     attach_slugs = {t.slug for t in attach}
     detach: dict[str, Tag] = {}
-    for tag in status_tags.values():
+    for tag in (*status_tags.values(), *((monitoring_tag,) if monitoring_tag else ())):
         if tag.slug not in attach_slugs:
             detach.setdefault(tag.slug, tag)
     return TagPlan(attach=tuple(attach), detach=tuple(sorted(detach.values(), key=lambda t: t.slug)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.kyc import tags
+from bridge.kyc import monitoring, tags
 from bridge.config import Config
 from bridge.kyc.states import Status
 from bridge.store.engine import transaction
@@ -37,7 +37,9 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
         return f"{SKIPPED_PREFIX}: no email known for this inquiry"
     if contact.consent_withdrawn_at is not None:
         return f"{SKIPPED_PREFIX}: consent withdrawn"
-    plan = tags.plan(config.status_tags, Status(inquiry.status), config.user_types.get(inquiry.user_type))
+    plan = tags.plan(config.status_tags, Status(monitoring.status_shown(inquiry)),
+                     config.user_types.get(inquiry.user_type), monitoring_tag=config.monitoring_tag,
+                     monitoring_match=monitoring.holds_in_review(inquiry))
     return Target(contact.email, contact.first_name, plan)
 
 

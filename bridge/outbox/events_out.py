@@ -20,7 +20,8 @@ ID_PREFIX = "kev_"
 
 APPROVED, DECLINED, FAILED = "kyc.approved", "kyc.declined", "kyc.failed"
 NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED = "kyc.needs_review", "kyc.expired", "kyc.stalled", "kyc.link_requested"
-TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED)
+MONITORING_MATCH = "kyc.monitoring_match"  # for compliance only: never an email to the person
+TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH)
 
 # Status changes that become events; the others (created, pending, completed) send nothing.
 TYPE_FOR_STATUS = {
@@ -33,7 +34,7 @@ TYPE_FOR_STATUS = {
 # Events whose email needs a fresh signed verification link (retry, resume, first start).
 WITH_VERIFY_LINK = frozenset({DECLINED, FAILED, EXPIRED, STALLED, LINK_REQUESTED})
 # Events that still matter without the person's email (they go to the compliance address).
-WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW})
+WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH})
 
 
 def type_for_status(status: str) -> str | None:
@@ -61,6 +62,11 @@ def stalled_event_id(contact_id: int, user_type: str, anchor_at: datetime, windo
     return _stable_id("stalled", str(contact_id), user_type, iso(anchor_at), str(window_hours))
 
 
+def monitoring_event_id(inquiry_id: str, report_id: str) -> str:
+    """One event per (inquiry, report): a report re-sent or replayed is the same alert."""
+    return _stable_id("monitoring", inquiry_id, report_id)
+
+
 def link_event_id(link_key: str) -> str:
     return _stable_id("link", link_key)
 
@@ -86,13 +92,14 @@ class EventFacts:
     verify_url: str | None
     dashboard_url: str | None
     review_due_at: datetime | None = None
+    monitoring: tuple[str, str] | None = None  # (report kind, report id) of a kyc.monitoring_match
 
 
 def build(facts: EventFacts) -> dict[str, Any]:
     """The JSON object sent to n8n (key order is part of what gets signed, so it is fixed here)."""
     if facts.type not in TYPES:
         raise ValueError(f"unknown event type {facts.type!r}")
-    return {
+    event = {
         "version": VERSION,
         "id": facts.event_id,
         "type": facts.type,
@@ -104,10 +111,13 @@ def build(facts: EventFacts) -> dict[str, Any]:
         "welcome_variant": facts.welcome_variant,
         "review_due_at": iso(facts.review_due_at) if facts.review_due_at else None,
     }
+    if facts.monitoring is not None:
+        event["monitoring"] = {"kind": facts.monitoring[0], "report_id": facts.monitoring[1]}
+    return event
 
 
 def review_due_at(occurred_at: datetime, type_: str, deadline_hours: int) -> datetime | None:
-    return occurred_at + timedelta(hours=deadline_hours) if type_ == NEEDS_REVIEW else None
+    return occurred_at + timedelta(hours=deadline_hours) if type_ in (NEEDS_REVIEW, MONITORING_MATCH) else None
 
 
 def summary(event: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from bridge.outbox import events_out, remind
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc import monitoring
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
@@ -36,6 +37,12 @@ def status_change_payload(inquiry_id: str, status: str, *, occurred_at: datetime
     if type_ is None:
         return None
     return {"type": type_, "inquiry_id": inquiry_id, "status": status, "occurred_at": events_out.iso(occurred_at)}
+
+
+def monitoring_match_payload(inquiry_id: str, kind: str, report_id: str, *, occurred_at: datetime) -> dict[str, Any]:
+    """The `n8n.event` job payload of a monitoring match that put an approved person into review."""
+    return {"type": events_out.MONITORING_MATCH, "inquiry_id": inquiry_id, "kind": kind, "report_id": report_id,
+            "occurred_at": events_out.iso(occurred_at)}
 
 
 def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime) -> None:
@@ -77,6 +84,8 @@ def _gather(session: Session, config: Config, payload: dict[str, Any], now: date
         return _stalled(session, config, int(payload["reminder_id"]), now)
     if type_ == events_out.LINK_REQUESTED:
         return _link_requested(session, config, payload)
+    if type_ == events_out.MONITORING_MATCH:
+        return _monitoring_match(session, config, payload)
     if type_ in events_out.TYPE_FOR_STATUS.values():
         return _status_change(session, config, payload)
     return f"{SKIPPED_PREFIX}: unknown event type {type_!r}"
@@ -113,6 +122,30 @@ def _status_change(session: Session, config: Config, payload: dict[str, Any]) ->
         welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
         dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
         review_due_at=events_out.review_due_at(occurred_at, type_, config.n8n.review_deadline_hours),
+    )
+
+
+def _monitoring_match(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+    inquiry_id, report_id = payload["inquiry_id"], payload["report_id"]
+    inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one_or_none()
+    if inquiry is None:
+        return f"{SKIPPED_PREFIX}: inquiry no longer stored"
+    if inquiry.monitoring_report_id != report_id or not monitoring.holds_in_review(inquiry):
+        return f"{SKIPPED_PREFIX}: superseded (the match was dismissed or a newer decision was made)"
+    contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
+    person = _person(contact, events_out.MONITORING_MATCH, "inquiry")
+    if isinstance(person, str):
+        return person
+    occurred_at = _parse_time(payload["occurred_at"])
+    return events_out.EventFacts(
+        event_id=events_out.monitoring_event_id(inquiry_id, report_id), type=events_out.MONITORING_MATCH,
+        occurred_at=occurred_at, email=person[0], first_name=person[1], inquiry_id=inquiry_id,
+        status=Status.NEEDS_REVIEW.value, user_type=inquiry.user_type, level=inquiry.level,
+        welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
+        review_due_at=events_out.review_due_at(occurred_at, events_out.MONITORING_MATCH,
+                                               config.n8n.review_deadline_hours),
+        monitoring=(payload["kind"], report_id),
     )
 
 

@@ -39,6 +39,7 @@ class PersonaEvent:
     object_id: str | None
     inquiry: InquirySnapshot | None  # set when the payload is an inquiry
     related_inquiry_id: str | None  # the inquiry this event belongs to, if any
+    has_match: bool | None = None  # a report's `has-match` (monitoring reports); None for other objects
 
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -153,6 +154,10 @@ def parse(body: bytes) -> PersonaEvent:
     related = inquiry.inquiry_id if inquiry else _relationship_id(
         _canonical(payload_data.get("relationships")), "inquiry"
     )
+    has_match = None
+    if object_type is not None and object_type.startswith("report/"):
+        found = _canonical(payload_data.get("attributes")).get("has-match")
+        has_match = found if isinstance(found, bool) else None
     return PersonaEvent(
         event_id=event_id,
         name=name,
@@ -161,4 +166,5 @@ def parse(body: bytes) -> PersonaEvent:
         object_id=object_id,
         inquiry=inquiry,
         related_inquiry_id=related,
+        has_match=has_match,
     )

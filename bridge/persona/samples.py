@@ -72,3 +72,35 @@ def inquiry_event(
 
 def encode(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def report_event(*, event_id: str, report_id: str, inquiry_id: str, kind: str = "watchlist",
+                 action: str = "matched", has_match: bool = True, created_at: datetime) -> dict:
+    """One continuous-monitoring `report/<kind>.<action>` event body, shaped like the spec's
+    report_watchlist.*.json examples (payloads-openapi-2025-12-08), without the person's name."""
+    return {
+        "data": {
+            "type": "event",
+            "id": event_id,
+            "attributes": {
+                "name": f"report/{kind}.{action}",
+                "created-at": iso(created_at),
+                "payload": {
+                    "data": {
+                        "type": f"report/{kind}",
+                        "id": report_id,
+                        "attributes": {
+                            "status": "ready", "created-at": iso(created_at), "completed-at": iso(created_at),
+                            "redacted-at": None, "has-match": has_match, "is-continuous": True,
+                            "is-recurring": True, "tags": [], "matched-lists": [], "ignore-list": [],
+                        },
+                        "relationships": {
+                            "inquiry": {"data": {"type": "inquiry", "id": inquiry_id}},
+                            "account": {"data": None},
+                            "report-template": {"data": {"type": f"report-template/{kind}", "id": "rptp_sample"}},
+                        },
+                    },
+                },
+            },
+        }
+    }

@@ -1,4 +1,4 @@
-"""Persona REST API client: create, resume, retrieve and redact inquiries.
+"""Persona REST API client: create, resume, retrieve and redact inquiries; page the event log.
 
 Speaks only HTTP to `https://api.withpersona.com/api/v1` with the API version pinned; the contract is
 shared/persona/openapi.yaml (2025-12-08) and shared/reference/persona.md sections 5 and 6. Personal
@@ -13,10 +13,11 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -49,6 +50,12 @@ class InquiryHandle:
     status: str | None  # Persona's status string as returned
     session_token: str | None  # meta.session-token when Persona returned one
     reference_id: str | None
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: tuple[dict[str, Any], ...]  # Persona event objects (`type: event`) as listed, newest first
+    next_cursor: str | None  # `page[after]` of the next, older page; None on the last page
 
 
 @dataclass(frozen=True)
@@ -180,16 +187,42 @@ class PersonaClient:
         _ok(response, op)
         log.info("Persona inquiry %s redacted", inquiry_id)
 
+    def list_events(self, *, names: Sequence[str] = (), after: str | None = None, page_size: int = 100) -> EventPage:
+        """One page of the event log, newest first (GET /events); `after` is the cursor of the
+        previous page's `next_cursor`. 429 and 5xx are repeated as for every other call."""
+        if not 1 <= page_size <= 100:
+            raise ValueError("page_size must be 1 to 100")
+        params = {"page[size]": str(page_size)}
+        if names:
+            params["filter[name]"] = ",".join(names)
+        if after is not None:
+            params["page[after]"] = after
+        op = _Op("the event list", idempotent=True, not_found=f"no event list at this address: {_BASE_URL_HINT}")
+        body = self._call("GET", "/events", op, params=params)
+        data, links = body.get("data"), body.get("links")
+        if not isinstance(data, list) or not all(isinstance(e, dict) and e.get("type") == "event" for e in data):
+            raise _shape_error(op, "'data' is not a list of events")
+        next_link = links.get("next") if isinstance(links, dict) else None
+        cursor = None
+        if next_link is not None:
+            found = parse_qs(urlsplit(str(next_link)).query).get("page[after]") if isinstance(next_link, str) else None
+            if not found:
+                raise _shape_error(op, "links.next has no page[after] cursor")
+            cursor = found[0]
+        return EventPage(tuple(data), cursor)
+
     # ------------------------------------------------------------------ HTTP
 
     def _call(
-        self, method: str, path: str, op: _Op, *, json: Any = None, idempotency_key: str | None = None
+        self, method: str, path: str, op: _Op, *, json: Any = None, idempotency_key: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The JSON object of a 2xx answer, else SinkError."""
-        return _ok(self._exchange(method, path, op, json=json, idempotency_key=idempotency_key), op)
+        return _ok(self._exchange(method, path, op, json=json, idempotency_key=idempotency_key, params=params), op)
 
     def _exchange(
-        self, method: str, path: str, op: _Op, *, json: Any = None, idempotency_key: str | None = None
+        self, method: str, path: str, op: _Op, *, json: Any = None, idempotency_key: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send, repeating after 408/429/5xx, timeouts and connection failures when `op` may be
         repeated; the first other answer, or a retryable SinkError once the attempts are used up."""
@@ -205,7 +238,7 @@ class PersonaClient:
             headers["Idempotency-Key"] = idempotency_key
         attempts = self._max_retries + 1
         for attempt in range(1, attempts + 1):
-            response, failure = self._send(method, path, op, headers, json)
+            response, failure = self._send(method, path, op, headers, json, params)
             if response is not None:
                 if not _transient(response.status_code):
                     return response
@@ -223,7 +256,8 @@ class PersonaClient:
                         status=failure.status)
 
     def _send(
-        self, method: str, path: str, op: _Op, headers: dict[str, str], json: Any
+        self, method: str, path: str, op: _Op, headers: dict[str, str], json: Any,
+        params: Mapping[str, str] | None = None,
     ) -> tuple[requests.Response | None, SinkError | None]:
         """One attempt: the response, or a transient SinkError; raises SinkError when hopeless."""
         failure: SinkError | None = None
@@ -233,6 +267,7 @@ class PersonaClient:
                 self._base_url + path,
                 headers=headers,
                 json=json,
+                params=params,
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect would turn POST/DELETE into GET: report it instead
             )

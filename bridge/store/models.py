@@ -75,6 +75,12 @@ class Inquiry(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # created-at of the deciding event
     decided_by: Mapped[str | None] = mapped_column(String(64))  # that event's id
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Continuous monitoring (bridge.kyc.monitoring): the report match in force, and the newest report
+    # event applied (ordering, as decided_at is for the status).
+    monitoring_kind: Mapped[str | None] = mapped_column(String(32))
+    monitoring_report_id: Mapped[str | None] = mapped_column(String(64))
+    monitoring_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    monitoring_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 

@@ -1,8 +1,10 @@
 """A fake Persona REST API (version 2025-12-08) that runs for real on 127.0.0.1 (werkzeug, background thread).
 
-Serves the inquiry routes kyc-bridge uses, shaped like shared/persona/openapi.yaml: create
-(POST /inquiries, 201), retrieve (GET /inquiries/{id}), redact (DELETE /inquiries/{id}) and resume
-(POST /inquiries/{id}/resume), with the spec's JSON:API inquiry object, `meta.session-token`, its
+Serves the routes kyc-bridge uses, shaped like shared/persona/openapi.yaml: create
+(POST /inquiries, 201), retrieve (GET /inquiries/{id}), redact (DELETE /inquiries/{id}), resume
+(POST /inquiries/{id}/resume) and the event log (GET /events: newest first, `page[after]`/`page[before]`
+cursors and `page[size]` (default 10, at most 100), `filter[name]`, `filter[object-id]`, `filter[id]`,
+`links.prev`/`links.next`), with the spec's JSON:API inquiry object, `meta.session-token`, its
 error bodies `{"errors": [{"title", "details"}]}` and its response headers (Request-Id,
 RateLimit-*). Keeps state (inquiries, accounts by reference id, inquiry sessions, Idempotency-Key
 replays), checks the bearer key, records every request and answer, and injects faults (429 with
@@ -172,6 +174,7 @@ class FakePersona(LoopbackDouble[RecordedRequest]):
         self._inquiries: dict[str, _Inquiry] = {}
         self._accounts: dict[str, str] = {}  # reference id → act_ id
         self._idempotent: dict[str, tuple[int, Any]] = {}  # Idempotency-Key → first answer
+        self._events: list[dict[str, Any]] = []  # the event log's `event` objects
 
     # ------------------------------------------------------------------ address
 
@@ -228,6 +231,18 @@ class FakePersona(LoopbackDouble[RecordedRequest]):
         with self._lock:
             self._set_status(self._inquiries[inquiry_id], status)
 
+    def add_event(self, body: dict[str, Any]) -> str:
+        """Put an event into the log, given as the webhook body Persona sends for it
+        (`{"data": {"type": "event", …}}`, e.g. from bridge.persona.samples); its id. The log lists
+        an event's payload with its `data` only (components/schemas/event: no `included`)."""
+        event = json.loads(json.dumps(body["data"]))
+        if event.get("type") != "event" or not str(event.get("id", "")).startswith("evt_"):
+            raise ValueError("an event body's data must be {'type': 'event', 'id': 'evt_…'}")
+        event["attributes"]["payload"] = {"data": event["attributes"]["payload"]["data"]}
+        with self._lock:
+            self._events.append(event)
+            return event["id"]
+
     def inquiry(self, inquiry_id: str) -> InquiryState | None:
         with self._lock:
             found = self._inquiries.get(inquiry_id)
@@ -279,6 +294,8 @@ class FakePersona(LoopbackDouble[RecordedRequest]):
         if bad_json:
             return 400, bad_request("Request body is not valid JSON"), {}
         parts = (route or "").strip("/").split("/")
+        if parts == ["events"] and method == "GET":
+            return self._list_events(request)
         if route is None or parts[0] != "inquiries":
             return 404, NOT_FOUND, {}
         if len(parts) == 1 and method == "POST":
@@ -332,6 +349,40 @@ class FakePersona(LoopbackDouble[RecordedRequest]):
         if key is not None:
             self._idempotent[key] = (201, answer)
         return 201, answer, {}
+
+    def _list_events(self, request: Request) -> Reply:
+        """paths/events.yaml get: newest first; a cursor is an event id, `after` gives older events."""
+        known = {"page[size]", "page[after]", "page[before]", "filter[name]", "filter[object-id]", "filter[id]",
+                 "fields[event]"}
+        unknown = sorted(set(request.args) - known)
+        if unknown:
+            return 400, bad_request(f"Unknown query parameter {unknown[0]}"), {}
+        size_text = request.args.get("page[size]", "10")
+        if not size_text.isdigit() or not 1 <= int(size_text) <= 100:
+            return 400, bad_request("page[size] must be between 1 and 100"), {}
+        size = int(size_text)
+        chosen = sorted(self._events, key=lambda e: (e["attributes"]["created-at"], e["id"]), reverse=True)
+        for name, pick in (("filter[name]", lambda e: e["attributes"]["name"]),
+                           ("filter[object-id]", lambda e: e["attributes"]["payload"]["data"]["id"]),
+                           ("filter[id]", lambda e: e["id"])):
+            if name in request.args:
+                wanted = set(request.args[name].split(","))
+                chosen = [e for e in chosen if pick(e) in wanted]
+        ids = [e["id"] for e in chosen]  # the whole filtered log, newest first
+        start = 0
+        after, before = request.args.get("page[after]"), request.args.get("page[before]")
+        for cursor, older in ((after, True), (before, False)):
+            if cursor is None:
+                continue
+            if cursor not in ids:
+                return 400, bad_request("Invalid pagination cursor"), {}
+            start = ids.index(cursor) + 1 if older else max(0, ids.index(cursor) - size)
+            break
+        page = chosen[start:start + size]
+        link = API_PREFIX + "/events?page%5B{}%5D={}"
+        has_newer, has_older = bool(page) and start > 0, bool(page) and start + len(page) < len(ids)
+        return 200, {"data": page, "links": {"prev": link.format("before", page[0]["id"]) if has_newer else None,
+                                             "next": link.format("after", page[-1]["id"]) if has_older else None}}, {}
 
     def _resume(self, inquiry: _Inquiry) -> Reply:
         if inquiry.redacted_at is not None:
