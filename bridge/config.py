@@ -83,8 +83,8 @@ class N8nConfig:
 
 
 # Upkeep tasks `serve` and `worker` can run on a schedule (`[schedule] <task>_every`); each has its
-# own lease row, so adding one (e.g. reconcile) is a name here and a function in outbox/upkeep.py.
-UPKEEP_TASKS = ("remind", "retention")
+# own lease row, so adding one is a name here and a function the runtime wires (Runtime.upkeep_tasks).
+UPKEEP_TASKS = ("remind", "retention", "reconcile")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -96,6 +96,8 @@ class ScheduleConfig:
     every_seconds: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # task → interval; absent = off
     # How long a runner may hold a task before another process takes it over (it died mid-run).
     lease_ttl_seconds: int = 900
+    # How far back a scheduled reconcile reads Persona's event log.
+    reconcile_window_seconds: int = 72 * 3600
 
     def interval(self, task: str) -> int | None:
         return self.every_seconds.get(task)
@@ -327,7 +329,7 @@ def duration_seconds(text: str) -> int | None:
 
 
 def _schedule(schedule: _Reader) -> ScheduleConfig:
-    known = {f"{task}_every" for task in UPKEEP_TASKS} | {"lease_ttl"}
+    known = {f"{task}_every" for task in UPKEEP_TASKS} | {"lease_ttl", "reconcile_window"}
     for key in schedule.table:
         if key not in known:
             raise schedule.error(key, f"unknown key (expected one of {', '.join(sorted(known))})")
@@ -343,8 +345,11 @@ def _schedule(schedule: _Reader) -> ScheduleConfig:
     lease_ttl = seconds("lease_ttl", "15m")
     if lease_ttl <= 0:
         raise schedule.error("lease_ttl", "must be greater than 0")
+    window = seconds("reconcile_window", "72h")
+    if window < every["reconcile"]:  # a window shorter than the interval would leave gaps unread
+        raise schedule.error("reconcile_window", "must be at least reconcile_every")
     return ScheduleConfig(every_seconds=MappingProxyType({t: s for t, s in every.items() if s > 0}),
-                          lease_ttl_seconds=lease_ttl)
+                          lease_ttl_seconds=lease_ttl, reconcile_window_seconds=window)
 
 
 def load(path: str | None) -> Config:

@@ -56,6 +56,14 @@ class Runtime:
                 self._committer = IntakeClient(self.settings.intake_socket, fallback=self._committer)
         return self._committer
 
+    def upkeep_tasks(self):  # type: ignore[no-untyped-def]
+        """Every task `[schedule]` can name, by name: the outbox's (remind, retention) and the
+        intake's (reconcile). Wired here so that neither path imports the other's."""
+        from bridge.intake import reconcile
+        from bridge.outbox import upkeep
+
+        return {**upkeep.TASKS, "reconcile": reconcile.scheduled}
+
     def crm_client(self):  # type: ignore[no-untyped-def]
         """A FluentCRM client, or None when FluentCRM is not configured (sync runs as a dry run)."""
         if not self.settings.fluentcrm_enabled:

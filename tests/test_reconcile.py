@@ -233,3 +233,40 @@ def test_the_command_says_what_persona_answered(reconcile_runtime: Runtime, pers
     assert result.exit_code == 1
     assert "Persona's event log" in result.output and "401" in result.output
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------- on schedule
+
+
+def test_serve_and_worker_run_reconcile_on_schedule_over_the_window(reconcile_runtime: Runtime,
+                                                                   persona: FakePersona) -> None:
+    from dataclasses import replace
+
+    from bridge.config import ScheduleConfig
+    from bridge.outbox.upkeep import Upkeep
+
+    rt = reconcile_runtime
+    rt.config = replace(rt.config, schedule=ScheduleConfig(every_seconds={"reconcile": 900},
+                                                           reconcile_window_seconds=6 * 3600))
+    inside, outside = new_id("inq"), new_id("inq")
+    persona.add_event(event(inside, "approved", 5, email="ha@example.com"))
+    persona.add_event(event(outside, "approved", 7, email="ib@example.com"))  # older than the window
+
+    ran = Upkeep(rt).tick()
+
+    assert [(r.task, r.outcome) for r in ran] == [("reconcile", "done")]
+    assert dict(snapshot(rt)["inquiries"]) == {inside: "approved"}  # type: ignore[arg-type]
+    assert Upkeep(rt).tick() == []  # not due again before reconcile_every
+
+
+def test_scheduled_reconcile_without_an_api_key_is_recorded_as_skipped(runtime: Runtime) -> None:
+    from dataclasses import replace
+
+    from bridge.config import ScheduleConfig
+    from bridge.outbox.upkeep import Upkeep
+
+    runtime.config = replace(runtime.config, schedule=ScheduleConfig(every_seconds={"reconcile": 900}))
+    assert [r.task for r in Upkeep(runtime).tick()] == ["reconcile"]
+    with transaction(runtime.sessions) as session:
+        detail = session.scalar(sa.select(AuditEntry.detail).where(AuditEntry.action == "upkeep.ran"))
+    assert json.loads(detail)["outcome"] == "skipped"

@@ -105,7 +105,8 @@ def test_schedule_settings_parse_durations_and_zero_or_unset_is_off():
 @pytest.mark.parametrize("section, message", [
     ({"remind_every": "hourly"}, "site.toml: schedule.remind_every: 'hourly' is not a duration"),
     ({"retention_every": 3600}, "site.toml: schedule.retention_every: 3600 is not a duration"),
-    ({"reconcile_every": "1h"}, "site.toml: schedule.reconcile_every: unknown key"),
+    ({"reconcile_every": "1d", "reconcile_window": "2h"}, "site.toml: schedule.reconcile_window: must be at least"),
+    ({"reconcile_every": "hourly"}, "site.toml: schedule.reconcile_every: 'hourly' is not a duration"),
     ({"lease_ttl": "0"}, "site.toml: schedule.lease_ttl: must be greater than 0"),
 ])
 def test_bad_schedule_settings_name_the_key(section, message):

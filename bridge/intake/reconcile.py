@@ -14,8 +14,8 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -23,7 +23,11 @@ from bridge.config import Config
 from bridge.intake import ingest
 from bridge.kyc import monitoring, states
 from bridge.persona import events
+from bridge.outbox.upkeep import TaskResult
 from bridge.sinks.persona_api import EventPage
+
+if TYPE_CHECKING:
+    from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,18 @@ class Report:
     def as_dict(self) -> dict[str, int]:
         return {"pages": self.pages, "events_read": self.read, "new_events": self.new,
                 "skipped": self.skipped, "inquiries_changed": len(self.changed_inquiries)}
+
+
+def scheduled(runtime: Runtime, now: datetime) -> TaskResult:
+    """The `[schedule] reconcile_every` task: the last `reconcile_window` of the event log."""
+    client = runtime.persona_client()
+    if client is None:
+        return TaskResult(0, "skipped: PERSONA_API_KEY unset (the event log cannot be read)", outcome="skipped")
+    since = now - timedelta(seconds=runtime.config.schedule.reconcile_window_seconds)
+    report = run(runtime.engine, runtime.config, client, since=since, now=runtime.clock)
+    summary = report.as_dict()
+    return TaskResult(report.new, f"{summary['events_read']} event(s) read, {summary['new_events']} new, "
+                                  f"{summary['inquiries_changed']} inquiry state(s) changed")
 
 
 def body_of(listed: dict[str, Any]) -> bytes:

@@ -60,6 +60,7 @@ def run_retention(runtime: Runtime, now: datetime) -> TaskResult:
 
 
 Task = Callable[["Runtime", datetime], TaskResult]
+# The outbox's own tasks; the runtime adds the others (reconcile is the intake's: runtime.upkeep_tasks).
 TASKS: dict[str, Task] = {"remind": run_remind, "retention": run_retention}
 
 
@@ -77,7 +78,7 @@ class Upkeep:
     def __init__(self, runtime: Runtime, tasks: dict[str, Task] | None = None, *, holder: str | None = None):
         self.runtime = runtime
         every = runtime.config.schedule.every_seconds
-        registry = TASKS if tasks is None else tasks
+        registry = runtime.upkeep_tasks() if tasks is None else tasks
         self.tasks = {name: registry[name] for name in every if name in registry}
         self.every = {name: timedelta(seconds=every[name]) for name in self.tasks}
         self.ttl = timedelta(seconds=runtime.config.schedule.lease_ttl_seconds)
