@@ -1,0 +1,186 @@
+"""Hostile input (issue 14): it costs a 4xx, never a 500, another event's 200, or a process."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from bridge.intake import ingest
+from bridge.intake.group_commit import GroupCommitter
+from bridge.persona import events, samples, signature
+from bridge.store.limits import EVENT_LIMITS
+from bridge.store.models import AuditEntry, Contact, Event, Inquiry, Job
+from conftest import WEBHOOK_SECRET, signed_headers
+
+T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+GOOD_DIGEST = "0" * 64
+
+
+def stored(runtime) -> dict[str, int]:
+    with runtime.sessions() as session:
+        return {m.__name__: session.scalar(sa.select(sa.func.count()).select_from(m))
+                for m in (Event, Inquiry, Contact, Job, AuditEntry)}
+
+
+def body(config, n=1, **overrides) -> dict:
+    document = samples.inquiry_event(
+        event_id=overrides.pop("event_id", f"evt_hostile{n:04d}"), inquiry_id=overrides.pop("inquiry_id", f"inq_h{n:04d}"),
+        status="approved", created_at=T0 + timedelta(seconds=n), template_id=config.user_types["investor"].template_id,
+        email=overrides.pop("email", f"h{n}@example.com"), first_name=overrides.pop("first_name", "Ada"))
+    for path, value in overrides.items():  # "a.b.c" -> document[a][b][c] = value
+        target = document
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return document
+
+
+def post(client, document: dict | bytes):
+    raw = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return client.post("/webhooks/persona", data=raw, headers=signed_headers(raw))
+
+
+# -- 1. malformed signature headers: 401 and one short log line ------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("header", [
+    "t=1700000000,v1=" + "é" * 64,
+    "t=" + "9" * 5000 + ",v1=" + GOOD_DIGEST,
+    "t=17000000٠٠,v1=" + GOOD_DIGEST,
+    " ".join(f"t={n},v1={GOOD_DIGEST}" for n in range(740)),
+], ids=["non-ascii-v1", "long-t", "arabic-digit-t", "740-sets"])
+def test_malformed_signature_headers_are_401_with_one_short_line(client, runtime, config, caplog, header):
+    caplog.set_level(logging.INFO)
+    raw = samples.encode(body(config))
+    # the test client sends header values as latin-1, as a server would have decoded them
+    response = client.post("/webhooks/persona", data=raw,
+                           headers={"Persona-Signature": header.encode().decode("latin-1")})
+    assert response.status_code == 401
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(records) == 1 and records[0].exc_info is None and len(records[0].getMessage()) < 100
+    assert sum(stored(runtime).values()) == 0
+
+
+# -- 3. validly signed bodies that broke the parser: 400 --------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("raw, message", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"data": {"n": ' + b"9" * 5000 + b"}}", "not valid JSON"),
+    (b'{"data": {"type": "event", "id": "evt_1", "attributes": {"name": "inquiry.approved",'
+     b' "created-at": "0001-01-01T00:00:00+01:00"}}}', "out of range"),
+    (b'{"data": {"type": "event", "id": "evt_1", "attributes": {"name": "inquiry.approved",'
+     b' "created-at": "9999-12-31T23:59:59-01:00"}}}', "out of range"),
+])
+def test_bodies_that_broke_the_parser_are_400(client, runtime, raw, message):
+    response = post(client, raw)
+    assert response.status_code == 400 and message in response.get_json()["error"]
+    assert sum(stored(runtime).values()) == 0
+
+
+def test_parse_raises_only_event_format_errors():
+    for raw in (b"[" * 100_000, b"1" * 10_000, b'"\\ud800"', b"\xff", b"{}", b'{"data": []}'):
+        with pytest.raises(events.EventFormatError):
+            events.parse(raw, EVENT_LIMITS)
+
+
+# -- 4. values the store cannot hold --------------------------------------------------------------------
+
+POISON = {
+    "long-event-id": {"data.id": "evt_" + "x" * 200},
+    "nul-event-id": {"data.id": "evt_\x00nul"},
+    "surrogate-event-id": {"data.id": "evt_\ud800"},
+    "nul-event-name": {"data.attributes.name": "inquiry.\x00approved"},
+    "long-event-name": {"data.attributes.name": "inquiry." + "a" * 200},
+    "long-inquiry-id": {"inquiry_id": "inq_" + "y" * 100},
+    "surrogate-inquiry-id": {"inquiry_id": "inq_\udfff"},
+    "nul-email": {"email": "a\x00b@example.com"},
+    "long-template": {"data.attributes.payload.data.relationships.inquiry-template.data.id": "itmpl_" + "t" * 100},
+    "long-reference": {"data.attributes.payload.data.attributes.reference-id": "r" * 300},
+    "old-redacted-at": {"data.attributes.payload.data.attributes.redacted-at": "0999-01-01T00:00:00Z"},
+}
+
+
+@pytest.mark.parametrize("poison", POISON, ids=list(POISON))
+def test_a_value_the_store_cannot_hold_is_400_and_stores_nothing(client, runtime, config, poison):
+    response = post(client, body(config, **POISON[poison]))
+    assert response.status_code == 400, response.get_json()
+    assert "holds a NUL" in response.get_json()["error"] or "longer than" in response.get_json()["error"] \
+        or "out of range" in response.get_json()["error"]
+    assert sum(stored(runtime).values()) == 0
+    assert post(client, body(config, 2)).status_code == 200  # the next one is fine
+
+
+def test_a_long_or_odd_first_name_is_trimmed_and_the_decision_kept(client, runtime, config):
+    """A cosmetic field never costs a decision: the same stored name on every store."""
+    long_name = "Å" * 150
+    assert post(client, body(config, 1, first_name=long_name)).status_code == 200
+    assert post(client, body(config, 2, first_name="Jo\x00hn\ud800")).status_code == 200
+    with runtime.sessions() as session:
+        names = dict(session.execute(sa.select(Contact.email, Contact.first_name)).all())
+        statuses = set(session.scalars(sa.select(Inquiry.status)))
+    assert names == {"h1@example.com": "Å" * 100, "h2@example.com": "John?"}
+    assert statuses == {"approved"}
+
+
+def test_a_transaction_the_store_refuses_is_retried_without_the_offender(runtime, config, monkeypatch, caplog):
+    """Whatever slips past the checks: only the offender gets an error, its neighbours are stored."""
+    good = [(events.parse(raw), raw) for raw in (samples.encode(body(config, n)) for n in range(6))]
+    raw = samples.encode(body(config, 99))
+    poison = events.parse(raw)  # without the store's limits: the store itself refuses it
+    poison = events.PersonaEvent(**{**poison.__dict__, "event_id": "evt_\ud800" + "x" * 80})
+    batch = good[:3] + [(poison, raw)] + good[3:]
+    results = ingest.ingest_each(runtime.engine, config, batch, now=T0)
+    assert [type(r).__name__ for r in results] == ["IngestResult"] * 3 + ["Unstorable"] + ["IngestResult"] * 3
+    assert stored(runtime)["Event"] == 6
+    assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_group_committer_answers_only_the_offender_with_an_error(runtime, config, monkeypatch):
+    committer = GroupCommitter(runtime)
+    raw_good = samples.encode(body(config, 1))
+    raw_bad = samples.encode(body(config, 2))
+    real_parse = ingest.parse
+
+    def parse(raw):  # the store's limits missed this one
+        event = real_parse(raw)
+        return events.PersonaEvent(**{**event.__dict__, "event_id": "evt_\ud800"}) if raw == raw_bad else event
+
+    monkeypatch.setattr(ingest, "parse", parse)
+    from bridge.intake.group_commit import _Waiting
+
+    waiting = [_Waiting(parse(raw_good), raw_good), _Waiting(parse(raw_bad), raw_bad)]
+    committer._commit(waiting)
+    assert waiting[0].result is not None and not waiting[0].result.duplicate
+    assert isinstance(waiting[1].error, events.EventFormatError)
+    assert stored(runtime)["Event"] == 1
+
+
+# -- 5. chunked bodies over the limit -------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_chunked_body_over_the_limit_is_413(app, runtime, config):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    client = app.test_client()
+    document = body(config)
+    document["data"]["attributes"]["payload"]["included"] = [{"type": "x", "id": "x" * 4096}]
+    raw = samples.encode(document)
+    headers = {**signed_headers(raw), "Transfer-Encoding": "chunked"}
+    # gunicorn decodes the chunks and says so with wsgi.input_terminated, as here
+    terminated = {"wsgi.input_terminated": True}
+    response = client.post("/webhooks/persona", input_stream=io.BytesIO(raw), headers=headers,
+                           environ_overrides=terminated)
+    assert response.status_code == 413
+    exact = samples.encode(body(config, 3))
+    exact += b" " * (4096 - len(exact))  # exactly the limit: accepted
+    response = client.post("/webhooks/persona", input_stream=io.BytesIO(exact), environ_overrides=terminated,
+                           headers={**signed_headers(exact), "Transfer-Encoding": "chunked"})
+    assert response.status_code == 200
+    assert stored(runtime)["Event"] == 1
