@@ -5,17 +5,26 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal as signals
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import sqlalchemy as sa
 
 from bridge.intake import ingest
 from bridge.intake.group_commit import GroupCommitter
-from bridge.persona import events, samples, signature
+from bridge.persona import events, samples
 from bridge.store.limits import EVENT_LIMITS
 from bridge.store.models import AuditEntry, Contact, Event, Inquiry, Job
-from conftest import WEBHOOK_SECRET, signed_headers
+from conftest import WEBHOOK_SECRET, free_port, signed_headers, wait_healthy
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 GOOD_DIGEST = "0" * 64
@@ -184,3 +193,126 @@ def test_a_chunked_body_over_the_limit_is_413(app, runtime, config):
                            headers={**signed_headers(exact), "Transfer-Encoding": "chunked"})
     assert response.status_code == 200
     assert stored(runtime)["Event"] == 1
+
+
+# -- through the production server: poison mixed into 300 valid events ------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _production_server(database_url: str, cwd: Path):
+    port = free_port()
+    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
+           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": "8", "TMPDIR": "/tmp"}
+    env.pop("BRIDGE_INTAKE_SOCKET", None)
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return master, f"http://127.0.0.1:{port}"
+
+
+def _signed_post(base: str, raw: bytes, headers: dict | None = None) -> int:
+    return requests.post(f"{base}/webhooks/persona", data=raw, timeout=30,
+                         headers=headers or signed_headers(raw)).status_code
+
+
+def _hostile_requests(config) -> list[tuple[str, bytes, dict | None]]:
+    """(what, body, headers or None for a valid signature): each must get a 4xx."""
+    cases = [(name, json.dumps(body(config, 1000 + n, **changes)).encode(), None)
+             for n, (name, changes) in enumerate(POISON.items())]
+    raw = json.dumps(body(config, 2000)).encode()
+    cases += [
+        ("deep nesting", b"[" * 200_000 + b"]" * 200_000, None),
+        ("huge number", b'{"data": ' + b"9" * 100_000 + b"}", None),
+        ("year 1 at +01:00", json.dumps(body(config, 2001, **{"data.attributes.created-at": "0001-01-01T00:00:00+01:00"})).encode(), None),
+        ("non-ascii v1", raw, {"Persona-Signature": ("t=1,v1=" + "é" * 64).encode().decode("latin-1")}),
+        ("long t", raw, {"Persona-Signature": "t=" + "9" * 5000 + ",v1=" + "0" * 64}),
+        ("many sets", raw, {"Persona-Signature": " ".join(f"t={n},v1={'0' * 64}" for n in range(700))}),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgres"])
+def test_poison_among_300_valid_events_costs_only_itself_through_the_production_server(database_url, config, tmp_path):
+    master, base = _production_server(database_url, tmp_path)
+    try:
+        wait_healthy(base)
+        valid = [json.dumps(body(config, n, inquiry_id=f"inq_p{n % 40:03d}")).encode() for n in range(300)]
+        hostile = _hostile_requests(config)
+        work = [("valid", raw, None) for raw in valid]
+        for n, case in enumerate(hostile):  # spread among the valid ones, so they share batches
+            work.insert(n * len(work) // len(hostile), case)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda case: (case[0], _signed_post(base, case[1], case[2])), work))
+        # a chunked body past the limit, signed over what was sent
+        big = json.dumps(body(config, 3000, **{"data.attributes.padding": "x" * (1024 * 1024)})).encode()
+        answers.append(("chunked over the limit", requests.post(
+            f"{base}/webhooks/persona", data=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
+            headers=signed_headers(big), timeout=30).status_code))
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200  # still serving
+    finally:
+        master.send_signal(signals.SIGTERM)
+        output = master.communicate(timeout=60)[0]
+    assert master.returncode == 0, output
+    assert [a for a in answers if a[0] == "valid" and a[1] != 200] == []
+    wrong = [(what, status) for what, status in answers if what != "valid" and not 400 <= status < 500]
+    assert wrong == [], wrong
+    assert "Traceback" not in output and "intake writer (pid" not in output, output  # nobody died or crashed
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM kyc_events")) == 300
+    finally:
+        engine.dispose()
+
+
+# -- fuzz at the webhook --------------------------------------------------------------------------------
+
+_ZONES = [timezone.utc, timezone(timedelta(hours=1)), timezone(timedelta(hours=-1)), timezone(timedelta(hours=14))]
+_HUGE = st.integers(min_value=10 ** 300, max_value=10 ** 4000)
+_TEXT = st.text(max_size=300) | st.text(alphabet=st.sampled_from("\x00\ud800\udfffé𝄞a-_."), max_size=80) \
+    | st.builds(lambda n: "x" * n, st.integers(min_value=60, max_value=5000))
+_DATES = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
+                      timezones=st.sampled_from(_ZONES)).map(datetime.isoformat) | _TEXT
+_SCALARS = st.none() | st.booleans() | st.integers() | _HUGE | st.floats() | _TEXT
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+                     max_leaves=20)
+_FIELDS = {  # where a Persona event keeps the values the bridge reads
+    "data.id": _TEXT, "data.type": st.just("event") | _JSON, "data.attributes.name": _TEXT | _JSON,
+    "data.attributes.created-at": _DATES | _JSON, "inquiry_id": _TEXT, "email": _TEXT, "first_name": _TEXT | _JSON,
+    "data.attributes.payload.data.attributes.redacted-at": _DATES,
+    "data.attributes.payload.data.attributes.status": _TEXT | _JSON,
+    "data.attributes.payload.data.attributes.reference-id": _TEXT | _JSON,
+    "data.attributes.payload.data.relationships.inquiry-template.data.id": _TEXT | _JSON,
+}
+_EVENTS = st.fixed_dictionaries({}, optional=_FIELDS)
+_DEEP = st.integers(min_value=1, max_value=200_000).map(lambda depth: b"[" * depth + b"]" * depth)
+_HEADERS = st.text(max_size=2000).map(lambda h: h.encode("utf-8", "surrogatepass").decode("latin-1")).map(
+    lambda h: h.replace("\r", "").replace("\n", ""))
+
+
+def _fuzzed_body(config, case) -> bytes:
+    kind, value = case
+    if kind == "event":
+        return json.dumps(body(config, 7, **value)).encode()
+    if kind == "json":
+        return json.dumps(value).encode()
+    return value
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=st.tuples(st.just("event"), _EVENTS) | st.tuples(st.just("json"), _JSON) | st.tuples(st.just("raw"), _DEEP),
+       header=st.none() | _HEADERS)
+def test_fuzzed_webhooks_never_cost_a_5xx_nor_store_anything_when_refused(client, runtime, config, case, header):
+    raw = _fuzzed_body(config, case)
+    before = stored(runtime)
+    headers = signed_headers(raw) if header is None else {"Persona-Signature": header}
+    response = client.post("/webhooks/persona", data=raw, headers=headers)
+    assert response.status_code < 500, response.get_json()
+    if response.status_code != 200:
+        assert stored(runtime) == before
+    # still serving
+    ok = json.dumps(body(config, 8, event_id=f"evt_fz{id(case):x}{len(raw)}")).encode()
+    assert client.post("/webhooks/persona", data=ok, headers=signed_headers(ok)).status_code == 200
