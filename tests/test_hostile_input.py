@@ -316,3 +316,68 @@ def test_fuzzed_webhooks_never_cost_a_5xx_nor_store_anything_when_refused(client
     # still serving
     ok = json.dumps(body(config, 8, event_id=f"evt_fz{id(case):x}{len(raw)}")).encode()
     assert client.post("/webhooks/persona", data=ok, headers=signed_headers(ok)).status_code == 200
+
+
+# -- onboarding: 6. wp_user_id, 8. redirect_uri, display text ---------------------------------------------
+
+CONSENT = {"share_with_persona": True, "persona_retention": True, "gdpr_processing": True}
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def _link_token(client, email="linked@example.com") -> str:
+    url = client.post("/api/v1/links", json={"email": email, "user_type": "customer"}, headers=ADMIN).get_json()["url"]
+    return url.rsplit("/", 1)[1]
+
+
+def _wp_user_id(runtime, email: str):
+    with runtime.sessions() as session:
+        return session.scalar(sa.select(Contact.wp_user_id).where(Contact.email == email))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_link_holder_cannot_set_the_wordpress_user_id(client, runtime):
+    token = _link_token(client)
+    response = client.post("/api/v1/sessions", json={"link_token": token, "consent": CONSENT, "wp_user_id": 1})
+    assert response.status_code == 403 and "wp_user_id" in response.get_json()["error"]
+    assert _wp_user_id(runtime, "linked@example.com") is None
+    assert client.post("/api/v1/sessions", json={"link_token": token, "consent": CONSENT}).status_code == 201
+    with_token = client.post("/api/v1/sessions", headers=ADMIN, json={
+        "email": "linked@example.com", "user_type": "customer", "consent": CONSENT, "wp_user_id": 7})
+    assert with_token.status_code == 201 and _wp_user_id(runtime, "linked@example.com") == 7
+
+
+@pytest.mark.parametrize("value", [2 ** 70, 2 ** 63, -1, 0, "12", 1.5])
+def test_an_out_of_range_wordpress_user_id_is_422(client, runtime, value):
+    response = client.post("/api/v1/sessions", headers=ADMIN, json={
+        "email": "range@example.com", "user_type": "customer", "consent": CONSENT, "wp_user_id": value})
+    assert response.status_code == 422 and response.get_json()["field"] == "wp_user_id"
+    assert _wp_user_id(runtime, "range@example.com") is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:8000\r\n/x", "http://127.0.0.1:8000/\tdone",
+                                 "http://127.0.0.1:8000/\ndone", "http\t://127.0.0.1:8000/", "http://127.0.0.1:8000/\x00"])
+def test_a_redirect_uri_with_control_characters_is_422(client, runtime, config, uri):
+    assert "http://127.0.0.1:8000" in config.allowed_redirect_origins
+    response = client.post("/api/v1/sessions", headers=ADMIN, json={
+        "email": "redir@example.com", "user_type": "customer", "consent": CONSENT, "redirect_uri": uri})
+    assert response.status_code == 422 and response.get_json()["field"] == "redirect_uri"
+
+
+def test_onboarding_trims_display_text_to_its_column_on_every_store(client, runtime):
+    response = client.post("/api/v1/sessions", headers=ADMIN, json={
+        "email": "long.name@example.com", "user_type": "customer", "consent": CONSENT,
+        "first_name": "Ü" * 150, "user_agent": "Agent\x00" + "a" * 400})
+    assert response.status_code == 201, response.get_json()
+    link = client.post("/api/v1/links", headers=ADMIN, json={
+        "email": "other.name@example.com", "user_type": "customer", "first_name": "B\x00ob" + "b" * 200})
+    assert link.status_code == 201
+    with runtime.sessions() as session:
+        names = dict(session.execute(sa.select(Contact.email, Contact.first_name)).all())
+    assert names == {"long.name@example.com": "Ü" * 100, "other.name@example.com": "Bob" + "b" * 97}
+
+
+def test_an_email_with_a_nul_is_not_an_address(client, runtime):
+    response = client.post("/api/v1/sessions", headers=ADMIN, json={
+        "email": "nul\x00@example.com", "user_type": "customer", "consent": CONSENT})
+    assert response.status_code == 422 and response.get_json()["field"] == "email"

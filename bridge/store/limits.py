@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, String
 
 from bridge.persona.events import StoreLimits
-from bridge.store.models import AuditEntry, Contact, Event, Inquiry, Job
+from bridge.store.models import AuditEntry, Consent, Contact, Event, Inquiry, Job
 
 
 def _length(*columns: Column) -> int:  # type: ignore[type-arg]
@@ -21,6 +21,8 @@ def _length(*columns: Column) -> int:  # type: ignore[type-arg]
 _events, _inquiries, _contacts = Event.__table__.c, Inquiry.__table__.c, Contact.__table__.c
 
 FIRST_NAME_LENGTH = _length(_contacts.first_name)
+USER_AGENT_LENGTH = _length(Consent.__table__.c.user_agent)
+WP_USER_ID_MAX = 2 ** 63 - 1  # kyc_contacts.wp_user_id is a BIGINT on MariaDB and PostgreSQL
 
 EVENT_LIMITS = StoreLimits(
     event_id=_length(_events.event_id, _inquiries.decided_by),  # the deciding event's id
