@@ -1,5 +1,6 @@
 """The intake writer: web processes hand webhooks to one process that commits them together."""
 
+import json
 import os
 import re
 import signal
@@ -367,3 +368,14 @@ def _writer_pid(master_pid: int) -> int | None:
         if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.app.intake_process" in cmdline:
             return pid
     return None
+
+
+def test_a_large_body_reaches_the_writer_whole(runtime, config, writer):
+    """Bodies past 64 KiB are sent without being copied into their frame: header and body apart."""
+    document = json.loads(body_of(config, 1, event_id="evt_iwbig"))
+    document["data"]["attributes"]["padding"] = "p" * (900 * 1024)
+    raw = json.dumps(document).encode()
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    assert client.submit(raw).event_id == "evt_iwbig"
+    with runtime.sessions() as session:
+        assert session.scalar(sa.select(Event.payload).where(Event.event_id == "evt_iwbig")) == raw.decode()

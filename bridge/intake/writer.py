@@ -70,6 +70,21 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+_COPY_LIMIT = 64 * 1024  # past this a body is not copied into its frame: header and body go out as they are
+
+
+def send_frame(sock: socket.socket, payload: bytes) -> None:
+    if len(payload) <= _COPY_LIMIT:
+        sock.sendall(frame(payload))
+        return
+    header = _HEADER.pack(len(payload))
+    sent = sock.sendmsg([header, payload])
+    if sent < len(header):
+        sock.sendall(header[sent:])
+        sent = len(header)
+    sock.sendall(memoryview(payload)[sent - len(header):])
+
+
 class WriterError(Exception):
     """The writer failed to store an event for a reason that is not transient (a bug: see its log)."""
 
@@ -255,7 +270,7 @@ class IntakeClient:
             if sock is None:
                 return None
             try:
-                sock.sendall(frame(body))
+                send_frame(sock, body)
                 return sock
             except OSError as exc:
                 self._forget()
