@@ -7,7 +7,6 @@ Reads both payload generations: pre-2025 inquiries carry top-level PII attribute
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -62,25 +61,25 @@ class StoreLimits:
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-_CACHED_KEY_LENGTH = 64  # Persona's keys are short; a body's long ones must not stay in the cache
-
-
-def _canonical_key(key: str) -> str:
-    return _CAMEL_BOUNDARY.sub("-", key).replace("_", "-").lower()
-
-
-_cached_canonical_key = functools.lru_cache(maxsize=4096)(_canonical_key)  # the same few dozen keys every time
+_KEY_CACHE: dict[str, str] = {}  # the same few dozen keys arrive in every webhook
+_CACHED_KEYS, _CACHED_KEY_LENGTH = 4096, 64  # a body's many or long keys must not stay in memory
 
 
 def canonical_key(key: str) -> str:
     """`reference_id`, `referenceId` and `reference-id` all become `reference-id`."""
-    return _cached_canonical_key(key) if len(key) <= _CACHED_KEY_LENGTH else _canonical_key(key)
+    found = _KEY_CACHE.get(key)
+    if found is None:
+        found = _CAMEL_BOUNDARY.sub("-", key).replace("_", "-").lower()
+        if len(key) <= _CACHED_KEY_LENGTH and len(_KEY_CACHE) < _CACHED_KEYS:
+            _KEY_CACHE[key] = found
+    return found
 
 
 def _canonical(mapping: Any) -> dict[str, Any]:
     if not isinstance(mapping, dict):
         return {}
-    return {canonical_key(k): v for k, v in mapping.items() if isinstance(k, str)}
+    cached = _KEY_CACHE.get  # a dict look-up per key; canonical_key only for one not seen before
+    return {(cached(k) or canonical_key(k)): v for k, v in mapping.items() if isinstance(k, str)}
 
 
 def parse_timestamp(value: Any, what: str, limits: StoreLimits | None = None) -> datetime:

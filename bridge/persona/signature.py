@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +27,7 @@ class SignedPart:
 # per configured secret, so a header may not buy more than this many (an 8 kB header held 740).
 MAX_SIGNATURE_SETS = 4
 _MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658; past it int() is only work
-_DIGEST_LENGTH = 64  # hex of SHA-256
-_HEX = frozenset("0123456789abcdef")
+_DIGEST = re.compile(r"[0-9a-f]{64}")  # hex of SHA-256
 
 
 def _hmac(secret: str, timestamp: int, body: bytes) -> str:
@@ -57,9 +57,7 @@ def _timestamp(value: str) -> int | None:
 
 def _digest(value: str) -> str | None:
     value = value.strip().lower()
-    if len(value) == _DIGEST_LENGTH and _HEX.issuperset(value):
-        return value
-    return None
+    return value if _DIGEST.fullmatch(value) else None
 
 
 def parse_header(header: str) -> list[SignedPart]:
