@@ -5,26 +5,22 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal as signals
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import sqlalchemy as sa
 
 from bridge.intake import ingest
 from bridge.intake.group_commit import GroupCommitter
 from bridge.persona import events, samples
 from bridge.store.limits import EVENT_LIMITS
 from bridge.store.models import AuditEntry, Contact, Event, Inquiry, Job
-from conftest import WEBHOOK_SECRET, free_port, signed_headers, wait_healthy
+from conftest import signed_headers, start_production_server, wait_healthy
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 GOOD_DIGEST = "0" * 64
@@ -197,20 +193,6 @@ def test_a_chunked_body_over_the_limit_is_413(app, runtime, config):
 
 # -- through the production server: poison mixed into 300 valid events ------------------------------------
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _production_server(database_url: str, cwd: Path):
-    port = free_port()
-    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
-           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
-           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": "8", "TMPDIR": "/tmp"}
-    env.pop("BRIDGE_INTAKE_SOCKET", None)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")], cwd=cwd,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return master, f"http://127.0.0.1:{port}"
-
-
 def _signed_post(base: str, raw: bytes, headers: dict | None = None) -> int:
     return requests.post(f"{base}/webhooks/persona", data=raw, timeout=30,
                          headers=headers or signed_headers(raw)).status_code
@@ -234,7 +216,7 @@ def _hostile_requests(config) -> list[tuple[str, bytes, dict | None]]:
 
 @pytest.mark.parametrize("backend", ["mariadb", "postgres"])
 def test_poison_among_300_valid_events_costs_only_itself_through_the_production_server(database_url, config, tmp_path):
-    master, base = _production_server(database_url, tmp_path)
+    master, base = start_production_server(database_url, tmp_path, threads=8)
     try:
         wait_healthy(base)
         valid = [json.dumps(body(config, n, inquiry_id=f"inq_p{n % 40:03d}")).encode() for n in range(300)]

@@ -23,7 +23,7 @@ from bridge.intake.writer import IntakeClient, IntakeWriter, WriterError, listen
 from bridge.persona import events, signature
 from bridge.store.engine import StoreUnavailable
 from bridge.store.models import Event, Inquiry
-from conftest import WEBHOOK_SECRET, free_port, wait_healthy
+from conftest import WEBHOOK_SECRET, start_production_server, wait_healthy
 from test_group_commit import body_of, parsed, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,14 +220,7 @@ def test_a_corrupt_stream_loses_its_connection_not_the_writer(runtime, config, w
 def test_gunicorn_runs_one_writer_and_restarts_it(database_url, config, tmp_path):
     """The production server: webhooks of both web processes go through the writer; killed with
     kill -9, it comes back, and no webhook meanwhile is refused."""
-    port = free_port()
-    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
-           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
-           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": "4", "TMPDIR": "/tmp"}
-    env.pop("BRIDGE_INTAKE_SOCKET", None)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")], cwd=tmp_path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    master, base = start_production_server(database_url, tmp_path)
     try:
         wait_healthy(base)
         writer_pid = _writer_pid(master.pid)
