@@ -372,3 +372,21 @@ def test_a_large_body_reaches_the_writer_whole(runtime, config, writer):
     assert client.submit(raw).event_id == "evt_iwbig"
     with runtime.sessions() as session:
         assert session.scalar(sa.select(Event.payload).where(Event.event_id == "evt_iwbig")) == raw.decode()
+
+
+def test_the_writer_never_dies_of_input(runtime, config, writer, monkeypatch):
+    """A body that broke the parser (RecursionError, OverflowError) is a 400; a parser bug fails only
+    its own request; either way the writer goes on serving."""
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    with pytest.raises(events.EventFormatError, match="nested too deeply"):
+        client.submit(b"[" * 200_000 + b"]" * 200_000)
+    overflow = json.loads(body_of(config, 1, event_id="evt_iwof"))
+    overflow["data"]["attributes"]["created-at"] = "9999-12-31T23:59:59-01:00"
+    with pytest.raises(events.EventFormatError, match="out of range"):
+        client.submit(json.dumps(overflow).encode())
+    monkeypatch.setattr(ingest, "parse", lambda body: (_ for _ in ()).throw(RuntimeError("a parser bug")))
+    with pytest.raises(WriterError):
+        client.submit(body_of(config, 2))
+    monkeypatch.undo()
+    assert writer.thread.is_alive()
+    assert not client.submit(body_of(config, 3)).duplicate
