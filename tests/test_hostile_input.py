@@ -105,7 +105,6 @@ POISON = {
     "long-event-name": {"data.attributes.name": "inquiry." + "a" * 200},
     "long-inquiry-id": {"inquiry_id": "inq_" + "y" * 100},
     "surrogate-inquiry-id": {"inquiry_id": "inq_\udfff"},
-    "nul-email": {"email": "a\x00b@example.com"},
     "long-template": {"data.attributes.payload.data.relationships.inquiry-template.data.id": "itmpl_" + "t" * 100},
     "long-reference": {"data.attributes.payload.data.attributes.reference-id": "r" * 300},
     "old-redacted-at": {"data.attributes.payload.data.attributes.redacted-at": "0999-01-01T00:00:00Z"},
@@ -132,6 +131,13 @@ def test_a_long_or_odd_first_name_is_trimmed_and_the_decision_kept(client, runti
         statuses = set(session.scalars(sa.select(Inquiry.status)))
     assert names == {"h1@example.com": "Å" * 100, "h2@example.com": "John?"}
     assert statuses == {"approved"}
+
+
+def test_an_email_no_mailbox_has_is_no_address_and_the_decision_is_kept(client, runtime, config):
+    for n, email in enumerate(["a\x00b@example.com", "a\ud800@example.com", "x" * 400 + "@example.com"]):
+        assert post(client, body(config, n, email=email)).status_code == 200
+    counts = stored(runtime)
+    assert counts["Event"] == counts["Inquiry"] == 3 and counts["Contact"] == 0
 
 
 def test_a_transaction_the_store_refuses_is_retried_without_the_offender(runtime, config, monkeypatch, caplog):

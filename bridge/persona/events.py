@@ -158,8 +158,8 @@ def _inquiry(data: dict[str, Any], limits: StoreLimits | None) -> InquirySnapsho
         reference_id=_identifier(_str_or_none(attributes.get("reference-id")), "payload reference-id",
                                  limits and limits.reference_id),
         template_id=_identifier(template_id, "payload inquiry template id", limits and limits.template_id),
-        # an address too long for any mailbox is no address (kyc.emails), but a NUL is refused
-        email=_identifier(_field_value(attributes, "email-address"), "payload email-address", None),
+        # kyc.emails.normalize takes one too long for any mailbox, or with a NUL, for no address at all
+        email=_field_value(attributes, "email-address"),
         first_name=text.display_text(first_name, limits.first_name) if limits else first_name,
         redacted_at=_optional_timestamp(attributes.get("redacted-at"), "payload redacted-at", limits),
     )
