@@ -369,3 +369,38 @@ def test_an_email_with_a_nul_is_not_an_address(client, runtime):
     response = client.post("/api/v1/sessions", headers=ADMIN, json={
         "email": "nul\x00@example.com", "user_type": "customer", "consent": CONSENT})
     assert response.status_code == 422 and response.get_json()["field"] == "email"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_short_fuzz_run_against_the_production_server(database_url, config, tmp_path):
+    """The same fuzzing through gunicorn's own HTTP parsing and the intake writer."""
+    master, base = start_production_server(database_url, tmp_path)
+    engine = sa.create_engine(database_url)
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT count(*) FROM kyc_events"))
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(case=st.tuples(st.just("event"), _EVENTS) | st.tuples(st.just("json"), _JSON) | st.tuples(st.just("raw"), _DEEP),
+           header=st.none() | _HEADERS)
+    def probe(case, header):
+        raw = _fuzzed_body(config, case)
+        before = count()
+        headers = signed_headers(raw) if header is None else {"Persona-Signature": header}
+        status = requests.post(f"{base}/webhooks/persona", data=raw, headers=headers, timeout=30).status_code
+        assert status < 500
+        if status != 200:
+            assert count() == before
+
+    try:
+        wait_healthy(base)
+        probe()
+        ok = json.dumps(body(config, 9, event_id="evt_fuzz_done")).encode()
+        assert _signed_post(base, ok) == 200  # still serving
+    finally:
+        master.send_signal(signals.SIGTERM)
+        output = master.communicate(timeout=60)[0]
+        engine.dispose()
+    assert "Traceback" not in output and "intake writer (pid" not in output, output
