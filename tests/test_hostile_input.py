@@ -263,8 +263,13 @@ _TEXT = st.text(max_size=300) | st.text(alphabet=st.sampled_from("\x00\ud800\udf
 _DATES = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
                       timezones=st.sampled_from(_ZONES)).map(datetime.isoformat) | _TEXT
 _SCALARS = st.none() | st.booleans() | st.integers() | _HUGE | st.floats() | _TEXT
-_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
-                     max_leaves=20)
+
+
+def _containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4)
+
+
+_JSON = st.recursive(_SCALARS, _containers, max_leaves=20)
 _FIELDS = {  # where a Persona event keeps the values the bridge reads
     "data.id": _TEXT, "data.type": st.just("event") | _JSON, "data.attributes.name": _TEXT | _JSON,
     "data.attributes.created-at": _DATES | _JSON, "inquiry_id": _TEXT, "email": _TEXT, "first_name": _TEXT | _JSON,
