@@ -95,6 +95,16 @@ def test_parse_raises_only_event_format_errors():
             events.parse(raw, EVENT_LIMITS)
 
 
+def test_text_the_store_can_hold():
+    from bridge.kyc import text
+
+    assert text.storable("Ada") and text.storable("Jürgen 𝄞") and not text.storable("a\x00") \
+        and not text.storable("a\ud800")
+    assert text.display_text("Å" * 150, 100) == "Å" * 100
+    assert text.display_text("Jo\x00hn\ud800", 100) == "John?"
+    assert text.display_text(" \x00 ", 100) is None and text.display_text(None, 100) is None
+
+
 # -- 4. values the store cannot hold --------------------------------------------------------------------
 
 POISON = {
