@@ -6,15 +6,20 @@ from __future__ import annotations
 import logging
 import re
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Anything of the shape local@domain, whatever its characters (`*`, `'`, `#`, `\`, non-ASCII, percent-
+# encoded): a word runs until whitespace or a character that delimits words in log lines and URLs.
+_WORD = r"[^\s\"<>()\[\]{},;/?&=@]"
+_EMAIL = re.compile(rf"{_WORD}+(?:@|%40)(?:{_WORD}|%40)+", re.IGNORECASE)
+# The path segment after /contacts/ is an address (GET /api/v1/contacts/<email>/kyc), even a mangled one.
+_CONTACT_SEGMENT = re.compile(r"(/contacts/)[^\s\"]+?(?=/kyc\b|[\s\"]|$)")
 
 
 class RedactEmails(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "@" not in message and "%40" not in message:  # the common case, without the regex
-            return True
-        redacted = _EMAIL.sub("[email]", message)
+        if "@" not in message and "%40" not in message and "/contacts/" not in message:
+            return True  # the common case, without the regexes
+        redacted = _EMAIL.sub("[email]", _CONTACT_SEGMENT.sub(r"\1[email]", message))
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -247,3 +249,17 @@ def wait_healthy(base: str, seconds: float = 15) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{base} did not come up") from None
             time.sleep(0.1)
+
+
+def start_production_server(database_url: str, cwd: Path, *, threads: int = 4) -> tuple[subprocess.Popen, str]:
+    """`gunicorn -c gunicorn.conf.py` as in production (2 web processes and the intake writer), on a
+    free port, its output in the returned process's stdout; and its base URL."""
+    port = free_port()
+    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
+           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": str(threads), "TMPDIR": "/tmp"}
+    env.pop("BRIDGE_INTAKE_SOCKET", None)
+    repo = Path(__file__).resolve().parents[1]
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(repo / "gunicorn.conf.py")], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return master, f"http://127.0.0.1:{port}"

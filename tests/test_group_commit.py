@@ -20,6 +20,14 @@ from conftest import make_settings
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 
+def wait_until(condition, seconds: float = 30.0) -> None:
+    """A condition the test needs, polled: never a fixed sleep (CI is a busy 2-core machine)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
 def parsed(config, n, status="approved", event_id=None):
     body = samples.encode(samples.inquiry_event(
         event_id=event_id or f"evt_gc{n:04d}", inquiry_id=f"inq_gc{n % 7:02d}", status=status,
@@ -38,8 +46,8 @@ def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config
 
     def slow_first(*args, **kwargs):
         sizes.append(len(args[2]))
-        if len(sizes) == 1:
-            time.sleep(0.3)  # while this commit runs, the others queue up behind it
+        if len(sizes) == 1:  # while this commit runs, others queue up behind it
+            wait_until(lambda: len(committer._queue) >= 2)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "ingest_many", slow_first)
@@ -103,7 +111,7 @@ def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime,
         committing_threads.append((threading.current_thread().name, len(args[2])))
         if len(committing_threads) == 1:
             first_started.set()
-            time.sleep(0.3)
+            wait_until(lambda: len(committer._queue) >= 11)  # every other request queued behind it
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "ingest_many", record)

@@ -1,5 +1,6 @@
 """The intake writer: web processes hand webhooks to one process that commits them together."""
 
+import json
 import os
 import re
 import signal
@@ -22,8 +23,8 @@ from bridge.intake.writer import IntakeClient, IntakeWriter, WriterError, listen
 from bridge.persona import events, signature
 from bridge.store.engine import StoreUnavailable
 from bridge.store.models import Event, Inquiry
-from conftest import WEBHOOK_SECRET, free_port, wait_healthy
-from test_group_commit import body_of, parsed
+from conftest import WEBHOOK_SECRET, start_production_server, wait_healthy
+from test_group_commit import body_of, parsed, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,15 +72,18 @@ class NoFallback:
 def test_events_from_many_threads_share_the_writers_transactions(runtime, config, writer, monkeypatch):
     real = ingest.ingest_many
     first = threading.Event()
+    sent = []
 
     def slow_first(*args, **kwargs):
         if not first.is_set():
             first.set()
-            time.sleep(0.3)  # while this commit runs, the other requests arrive
+            wait_until(lambda: len(sent) >= 3)  # while this commit runs, other requests arrive
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "ingest_many", slow_first)
     client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    send = client._send
+    monkeypatch.setattr(client, "_send", lambda body: (send(body), sent.append(1))[0])
     items = [parsed(config, n, event_id=f"evt_iw{n:03d}") for n in range(40)]
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda item: client.submit(item[1]), items))
@@ -218,14 +222,7 @@ def test_a_corrupt_stream_loses_its_connection_not_the_writer(runtime, config, w
 def test_gunicorn_runs_one_writer_and_restarts_it(database_url, config, tmp_path):
     """The production server: webhooks of both web processes go through the writer; killed with
     kill -9, it comes back, and no webhook meanwhile is refused."""
-    port = free_port()
-    env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
-           "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET, "BRIDGE_BIND": f"127.0.0.1:{port}", "BRIDGE_ACCESS_LOG": "",
-           "BRIDGE_WEB_WORKERS": "2", "BRIDGE_WEB_THREADS": "4", "TMPDIR": "/tmp"}
-    env.pop("BRIDGE_INTAKE_SOCKET", None)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")], cwd=tmp_path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    master, base = start_production_server(database_url, tmp_path)
     try:
         wait_healthy(base)
         writer_pid = _writer_pid(master.pid)
@@ -244,11 +241,13 @@ def test_gunicorn_runs_one_writer_and_restarts_it(database_url, config, tmp_path
         os.kill(writer_pid, signal.SIGKILL)
         with ThreadPoolExecutor(max_workers=8) as pool:  # while it is down and coming back
             assert {r.status_code for r in pool.map(post, range(40, 80))} == {200}
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while (new_pid := _writer_pid(master.pid)) in (None, writer_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert new_pid not in (None, writer_pid), "the writer was not restarted"
-        time.sleep(0.5)
+        # Until the new writer accepts: a web process's request thread reconnects on its next
+        # request, so from then on every webhook goes through it.
+        assert _accepts(socket_dir / "intake.sock", seconds=30), "the restarted writer does not accept"
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert {r.status_code for r in pool.map(post, range(80, 100))} == {200}
     finally:
@@ -256,7 +255,7 @@ def test_gunicorn_runs_one_writer_and_restarts_it(database_url, config, tmp_path
         output = master.communicate(timeout=30)[0]
     assert master.returncode == 0, output
     assert _writer_pid(master.pid) is None and not socket_dir.exists()
-    assert "intake writer exited" in output and "restarting" in output
+    assert f"intake writer (pid {writer_pid}) was killed by SIGKILL; restarting it" in output, output
     answered = [int(n) for n in re.findall(r"intake writer stopped: (\d+) event", output)]
     assert answered and answered[-1] >= 20, output  # the restarted writer stored the last ones itself
     engine = sa.create_engine(database_url)
@@ -301,6 +300,42 @@ def test_gunicorn_starts_no_writer_for_another_app(monkeypatch):
     assert "BRIDGE_INTAKE_SOCKET" not in os.environ and conf["_intake_writer"].pid is None
 
 
+def _accepts(path: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+                return True
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_killed_writer_is_reported_with_its_signal_even_when_another_waiter_reaps_it(database_url, monkeypatch):
+    """gunicorn's master reaps every child with waitpid(-1); the supervisor still logs the real ending."""
+    from bridge.app.intake_process import WriterProcess
+
+    for key, value in {"BRIDGE_DATABASE_URL": database_url, "BRIDGE_SECRET_KEY": "k", "BRIDGE_ADMIN_TOKEN": "t",
+                       "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET}.items():
+        monkeypatch.setenv(key, value)
+    supervisor = WriterProcess()
+    try:
+        supervisor._spawn()  # no supervising thread: this test decides who waits first
+        proc = supervisor._proc
+        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (_state_and_parent(proc.pid) or ("Z",))[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        supervisor.note_exit()  # what gunicorn.conf.py does before the master reaps
+        assert os.waitpid(proc.pid, 0)[0] == proc.pid  # the master's waitpid(-1) reaps it first
+        assert supervisor._wait(proc) == "was killed by SIGKILL"
+    finally:
+        supervisor.stop()
+
+
 def _state_and_parent(pid: int) -> tuple[str, int] | None:
     """A process's state letter and parent pid from /proc, or None if it is gone."""
     try:
@@ -328,3 +363,32 @@ def _writer_pid(master_pid: int) -> int | None:
         if found is not None and found[1] == master_pid and found[0] != "Z" and b"bridge.app.intake_process" in cmdline:
             return pid
     return None
+
+
+def test_a_large_body_reaches_the_writer_whole(runtime, config, writer):
+    """Bodies past 64 KiB are sent without being copied into their frame: header and body apart."""
+    document = json.loads(body_of(config, 1, event_id="evt_iwbig"))
+    document["data"]["attributes"]["padding"] = "p" * (900 * 1024)
+    raw = json.dumps(document).encode()
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    assert client.submit(raw).event_id == "evt_iwbig"
+    with runtime.sessions() as session:
+        assert session.scalar(sa.select(Event.payload).where(Event.event_id == "evt_iwbig")) == raw.decode()
+
+
+def test_the_writer_never_dies_of_input(runtime, config, writer, monkeypatch):
+    """A body that broke the parser (RecursionError, OverflowError) is a 400; a parser bug fails only
+    its own request; either way the writer goes on serving."""
+    client = IntakeClient(writer.writer.listener.getsockname(), fallback=NoFallback())
+    with pytest.raises(events.EventFormatError, match="nested too deeply"):
+        client.submit(b"[" * 200_000 + b"]" * 200_000)
+    overflow = json.loads(body_of(config, 1, event_id="evt_iwof"))
+    overflow["data"]["attributes"]["created-at"] = "9999-12-31T23:59:59-01:00"
+    with pytest.raises(events.EventFormatError, match="out of range"):
+        client.submit(json.dumps(overflow).encode())
+    monkeypatch.setattr(ingest, "parse", lambda body: (_ for _ in ()).throw(RuntimeError("a parser bug")))
+    with pytest.raises(WriterError):
+        client.submit(body_of(config, 2))
+    monkeypatch.undo()
+    assert writer.thread.is_alive()
+    assert not client.submit(body_of(config, 3)).duplicate

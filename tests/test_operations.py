@@ -100,6 +100,8 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
     from conftest import crm_settings
 
     caplog.set_level(logging.DEBUG)
+    # as logs.configure() sets it in every entry point (it was only set when an earlier test had run it)
+    caplog.set_level(logging.INFO, logger="urllib3")
     runtime = Runtime.build(crm_settings(database_url, fluentcrm), config)
     client = create_app(runtime=runtime).test_client()
 
@@ -139,7 +141,9 @@ def test_no_personal_data_in_logs(tmp_path, database_url, config, caplog, fluent
         assert response.status_code == 200
         requests.post(f"{base}/webhooks/persona", data=body[:-3], timeout=5)
         requests.get(f"{base}/api/v1/inquiries?email={SEEDED_EMAIL}", headers={"Authorization": "Bearer t"}, timeout=5)
-        time.sleep(1.5)  # let the in-process worker sync
+        deadline = time.monotonic() + 30  # until the in-process worker has synced it
+        while _sync_state(runtime, "inq_logscan2") not in ("done", "dead") and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         server.send_signal(signal.SIGTERM)
         server_output = server.communicate(timeout=20)[0]
@@ -184,3 +188,12 @@ def test_the_gunicorn_app_logs_at_the_configured_level(database_url):
     probe = "import logging, bridge.app.wsgi; print(logging.getLevelName(logging.getLogger('bridge').getEffectiveLevel()))"
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "WARNING", result.stderr
+
+
+def _sync_state(runtime, inquiry_id: str) -> str | None:
+    from bridge.store import queue
+    from bridge.store.models import Job
+
+    with runtime.sessions() as session:
+        return session.scalar(sa.select(Job.state).where(Job.inquiry_id == inquiry_id, Job.kind == queue.CRM_SYNC)
+                              .order_by(Job.id.desc()).limit(1))

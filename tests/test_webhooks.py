@@ -58,7 +58,7 @@ def test_duplicate_is_200_and_a_no_op(client, runtime, config):
     assert counts(runtime) == before
 
 
-def test_webhooks_are_not_rate_limited(client, runtime, config):
+def test_webhooks_carry_no_rate_limit_headers(client, runtime, config):
     """Persona retries what it cannot deliver; a limit would only delay state changes."""
     from dataclasses import replace
 

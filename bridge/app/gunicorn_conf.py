@@ -60,6 +60,13 @@ def on_starting(server):
     if getattr(server.app, "app_uri", None) != wsgi_app:
         return  # another app under these settings (the benchmark's bare receiver) has no webhooks to store
     _refuse_a_schema_behind_the_code()
+    reap_workers = server.reap_workers
+
+    def reap_children():  # the master's waitpid(-1) would take the writer's exit status from its supervisor
+        _intake_writer.note_exit()
+        reap_workers()
+
+    server.reap_workers = reap_children
     if not _intake_writer.start():
         server.log.error("intake writer not ready; web processes commit their own webhooks until it is")
     os.environ["BRIDGE_INTAKE_SOCKET"] = _intake_writer.path

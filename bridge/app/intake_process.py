@@ -52,6 +52,7 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._endings: dict[int, str] = {}  # pid -> how it ended, until the supervisor logs it
 
     @property
     def path(self) -> str:
@@ -94,13 +95,49 @@ class WriterProcess:
         while not self._stopping.is_set():
             proc = self._proc
             assert proc is not None
-            code = proc.wait()
+            ending = self._wait(proc)
             if self._stopping.is_set():
                 return
-            log.error("intake writer exited with %s; restarting it", code)
-            time.sleep(1)  # a writer that cannot start must not spin
+            log.error("intake writer (pid %d) %s; restarting it", proc.pid, ending)
+            self._stopping.wait(1)  # a writer that cannot start must not spin
             if not self._stopping.is_set():
                 self._spawn()
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> str:
+        """Until the writer exits; how it ended ("was killed by SIGKILL", "exited with status 1")."""
+        try:  # WNOWAIT: learn the status and leave the reaping to Popen
+            self._note(proc.pid, os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT))
+        except ChildProcessError:
+            pass  # reaped by another waiter first: note_exit may have seen it
+        proc.wait()  # when someone else reaped it, Popen reports 0: not to be believed
+        with self._lock:
+            return self._endings.pop(proc.pid, "exited (its status was taken by another waiter)")
+
+    def note_exit(self) -> None:
+        """Record how the writer ended, if it has, without reaping it. gunicorn's master reaps every
+        child with waitpid(-1), which left Popen a status of 0 for a writer killed with -9:
+        gunicorn.conf.py calls this before the master reaps."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            self._note(proc.pid, os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT))
+        except ChildProcessError:
+            pass
+
+    def _note(self, pid: int, info: os.waitid_result | None) -> None:
+        if info is None:
+            return  # still running
+        if info.si_code == os.CLD_EXITED:
+            ending = f"exited with status {info.si_status}"
+        else:
+            try:
+                name = signal.Signals(info.si_status).name
+            except ValueError:
+                name = f"signal {info.si_status}"
+            ending = f"was killed by {name}"
+        with self._lock:
+            self._endings.setdefault(pid, ending)
 
     def stop(self, wait_seconds: float = 20.0) -> None:
         self._stopping.set()

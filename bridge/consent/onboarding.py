@@ -19,13 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.kyc import emails, link_tokens, monitoring
+from bridge.kyc import emails, link_tokens, monitoring, text
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
 from bridge.store.engine import transaction
+from bridge.store.limits import FIRST_NAME_LENGTH, USER_AGENT_LENGTH, WP_USER_ID_MAX
 from bridge.store.models import Consent, Contact, Inquiry, Link, VerificationSession
 
 REDIRECT_PATH = "/verify/done"
@@ -114,6 +115,8 @@ def new_reference_id() -> str:
 
 def origin(url: str) -> str:
     """scheme://host[:port] of a URL, lower-cased; '' when it has none."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        return ""  # urlsplit drops tabs and line breaks, which would let them pass the origin check
     parsed = urlsplit(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         return ""
@@ -131,6 +134,8 @@ def validate(config: Config, request: SessionRequest) -> str:
     if missing:
         raise OnboardingError(f"consent.{missing[0]}", "consent is required before verification: "
                               + ", ".join(f"consent.{box} must be true" for box in missing))
+    if request.wp_user_id is not None and not 1 <= request.wp_user_id <= WP_USER_ID_MAX:
+        raise OnboardingError("wp_user_id", "wp_user_id must be a positive integer of at most 64 bits")
     if request.redirect_uri is not None and origin(request.redirect_uri) not in config.allowed_redirect_origins:
         raise OnboardingError("redirect_uri", "redirect_uri must start with one of the origins in "
                               "bridge.allowed_redirect_origins")
@@ -143,6 +148,7 @@ def validate(config: Config, request: SessionRequest) -> str:
 
 def upsert_contact(session: Session, email: str, *, first_name: str | None, wp_user_id: int | None,
                    now: datetime) -> Contact:
+    first_name = text.display_text(first_name, FIRST_NAME_LENGTH)  # a cosmetic field: made to fit
     contact = session.scalars(select(Contact).where(Contact.email == email).with_for_update()).one_or_none()
     if contact is None:
         contact = Contact(email=email, first_name=first_name, wp_user_id=wp_user_id,
@@ -203,7 +209,7 @@ def _record_consent(session: Session, config: Config, secret_key: str, request: 
         share_with_persona=True, persona_retention=True, gdpr_processing=True,
         text_version=config.consent.version, text_sha256=config.consent.sha256,
         ip_hash=hash_ip(secret_key, request.ip),
-        user_agent=(request.user_agent or "")[:255] or None, created_at=now,
+        user_agent=text.display_text(request.user_agent, USER_AGENT_LENGTH), created_at=now,
     )
     session.add(consent)
     session.flush()

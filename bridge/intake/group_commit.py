@@ -49,7 +49,7 @@ class GroupCommitter:
     def submit(self, body: bytes) -> ingest.IngestResult:
         """Store one verified webhook body (with whatever else is waiting). Raises
         events.EventFormatError if it is not a Persona event, StoreUnavailable on store failure."""
-        me = _Waiting(events.parse(body), body)
+        me = _Waiting(ingest.parse(body), body)
         with self._lock:
             self._queue.append(me)
             lead = not self._committing
@@ -98,7 +98,8 @@ class GroupCommitter:
     def _commit(self, batch: list[_Waiting]) -> None:
         rt = self.runtime
         try:
-            results = ingest.ingest_many(rt.engine, rt.config, [(w.event, w.body) for w in batch], now=rt.clock())
+            # an event the store refuses is committed apart from the others (ingest_each)
+            results = ingest.ingest_each(rt.engine, rt.config, [(w.event, w.body) for w in batch], now=rt.clock())
         except BaseException as exc:  # every waiting request learns of it; nothing was committed
             if not isinstance(exc, StoreUnavailable):
                 log.exception("group commit of %d event(s) failed", len(batch))
@@ -108,4 +109,16 @@ class GroupCommitter:
                 raise
             return
         for waiting, result in zip(batch, results):
-            waiting.result = result
+            if isinstance(result, ingest.IngestResult):
+                waiting.result = result
+            else:
+                log_refused(result)
+                waiting.error = result
+
+
+def log_refused(exc: Exception) -> None:
+    """One line for an event the store refused; a traceback only for what may be a bug."""
+    if isinstance(exc, events.EventFormatError):
+        log.warning("webhook refused by the store: %s", exc)
+    else:
+        log.error("webhook failed to commit on its own", exc_info=exc)

@@ -19,16 +19,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from bridge import audit
 from bridge.kyc import emails, monitoring, states
 from bridge.outbox import notify
 from bridge.config import UNKNOWN_USER_TYPE, Config
+from bridge.persona import events
 from bridge.persona.events import InquirySnapshot, PersonaEvent
 from bridge.store import queue
 from bridge.store.driver_sql import DriverStatement, ListStatement, in_list, pipelined
-from bridge.store.engine import core_transaction
+from bridge.store.engine import StoreUnavailable, core_transaction
+from bridge.store.limits import EVENT_LIMITS
 from bridge.store.models import Contact, Event, Inquiry
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,44 @@ class IngestResult:
     event_id: str
     duplicate: bool
     status_changed: bool = False
+
+
+class Unstorable(events.EventFormatError):
+    """The store refused this event's values (a limit the parser's checks missed): answered 400,
+    since every retry would fail the same way."""
+
+
+def parse(body: bytes) -> PersonaEvent:
+    """A webhook body as an event the store can hold; events.EventFormatError (400) otherwise."""
+    return events.parse(body, EVENT_LIMITS)
+
+
+def ingest_each(engine: Engine, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],
+                *, now: datetime) -> list[IngestResult | Exception]:
+    """`ingest_many`, but one event the store refuses costs only its own answer: when a shared
+    transaction fails for a reason other than the store being unavailable, its halves are committed
+    apart until the offender is alone. The answer per item is its result or its exception;
+    StoreUnavailable (and anything not an Exception) still fails the whole batch."""
+    try:
+        return list(ingest_many(engine, config, items, now=now))
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        if len(items) == 1:
+            return [_as_unstorable(exc)]
+        log.warning("a transaction of %d event(s) failed (%s); committing them apart", len(items),
+                    type(exc).__name__)
+    middle = len(items) // 2
+    return ingest_each(engine, config, items[:middle], now=now) + ingest_each(engine, config, items[middle:], now=now)
+
+
+def _as_unstorable(exc: Exception) -> Exception:
+    # DataError: too long, NUL, out of range; UnicodeError: a lone surrogate, raised by the driver
+    refused_value = isinstance(exc, (DataError, UnicodeError)) or (
+        isinstance(exc, StatementError) and isinstance(exc.orig, (UnicodeError, ValueError, OverflowError)))
+    if refused_value:
+        return Unstorable(f"the store cannot hold this event ({type(exc).__name__})")
+    return exc
 
 
 def ingest_many(engine: Engine, config: Config, items: Sequence[tuple[PersonaEvent, bytes]],

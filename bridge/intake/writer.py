@@ -57,8 +57,32 @@ def _outcome(result: ingest.IngestResult) -> bytes:
     return _CHANGED if result.status_changed else _STORED
 
 
+def _outcome_of(result: ingest.IngestResult | Exception) -> bytes:
+    if isinstance(result, ingest.IngestResult):
+        return _outcome(result) + result.event_id.encode()
+    group_commit.log_refused(result)
+    if isinstance(result, events.EventFormatError):
+        return _MALFORMED + str(result).encode()
+    return _FAILED
+
+
 def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
+
+
+_COPY_LIMIT = 64 * 1024  # past this a body is not copied into its frame: header and body go out as they are
+
+
+def send_frame(sock: socket.socket, payload: bytes) -> None:
+    if len(payload) <= _COPY_LIMIT:
+        sock.sendall(frame(payload))
+        return
+    header = _HEADER.pack(len(payload))
+    sent = sock.sendmsg([header, payload])
+    if sent < len(header):
+        sock.sendall(header[sent:])
+        sent = len(header)
+    sock.sendall(memoryview(payload)[sent - len(header):])
 
 
 class WriterError(Exception):
@@ -144,9 +168,12 @@ class IntakeWriter:
                 continue
             for body in bodies:
                 try:
-                    pending.append((peer, events.parse(body), body))
+                    pending.append((peer, ingest.parse(body), body))
                 except events.EventFormatError as exc:  # its message never quotes the body
                     self._reply(peer, _MALFORMED + str(exc).encode())
+                except Exception:  # a parser bug: this request fails, the writer goes on
+                    log.exception("intake writer: parsing a webhook failed")
+                    self._reply(peer, _FAILED)
         return pending
 
     def _accept(self) -> None:
@@ -164,8 +191,9 @@ class IntakeWriter:
     def _commit(self, batch: list[tuple[_Peer, events.PersonaEvent, bytes]]) -> None:
         rt = self.runtime
         try:
-            results = ingest.ingest_many(rt.engine, rt.config, [(e, b) for _, e, b in batch], now=rt.clock())
-            outcomes = [_outcome(r) + r.event_id.encode() for r in results]
+            # an event the store refuses is committed apart from the others (ingest_each)
+            results = ingest.ingest_each(rt.engine, rt.config, [(e, b) for _, e, b in batch], now=rt.clock())
+            outcomes = [_outcome_of(r) for r in results]
         except StoreUnavailable as exc:  # its message names the store (never a password): the web process logs it
             outcomes = [_UNAVAILABLE + str(exc).encode()] * len(batch)
         except Exception:
@@ -242,7 +270,7 @@ class IntakeClient:
             if sock is None:
                 return None
             try:
-                sock.sendall(frame(body))
+                send_frame(sock, body)
                 return sock
             except OSError as exc:
                 self._forget()

@@ -84,6 +84,8 @@ def create_session():  # type: ignore[no-untyped-def]
             source = "api"
         else:
             return error(401, "a bearer token or a link_token is required")
+        if not trusted and body.get("wp_user_id") not in (None, ""):  # a link holder could claim any account
+            return error(403, "wp_user_id may only be set with the admin token")
         if trusted:
             ip, user_agent = _optional_str(body, "ip"), _optional_str(body, "user_agent")
         else:
