@@ -19,11 +19,10 @@ from bridge import config as config_module
 from bridge.outbox import schedule
 from bridge.outbox.upkeep import TaskResult, Upkeep
 from bridge.outbox.worker import start_in_thread
-from bridge.runtime import Runtime
 from bridge.store import leases
 from bridge.store.models import AuditEntry, Event, Lease, Reminder
 from bridge.persona import samples
-from conftest import make_settings, post_event
+from conftest import post_event
 from bridge.web import create_app
 
 CHILD = Path(__file__).with_name("child_upkeep.py")
