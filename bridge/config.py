@@ -110,6 +110,10 @@ class Config:
     status_tags: Mapping[Status, Tag]
     user_types: Mapping[str, UserType]
     n8n: N8nConfig = field(default_factory=N8nConfig)
+    # [worker]: jobs one worker process runs at once, and its per-sink circuit breaker
+    concurrency: int = 4
+    breaker_failures: int = 5
+    breaker_probe_seconds: float = 5.0
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -256,6 +260,9 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         status_tags=MappingProxyType(status_tags),
         user_types=MappingProxyType(user_types),
         n8n=_n8n(root.sub("n8n")),
+        concurrency=worker.positive("concurrency", int, 4),
+        breaker_failures=worker.positive("breaker_failures", int, 5),
+        breaker_probe_seconds=float(worker.positive("breaker_probe_seconds", (int, float), 5.0)),
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.kyc import emails, link_tokens
+from bridge.kyc import emails, link_tokens, standing
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -227,7 +227,8 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
         if plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
             queue.enqueue(session, queue.CRM_TAG, inquiry_id=None,
                           payload={"contact_id": plan.contact_id, "tag": "manual_review"},
-                          max_attempts=config.max_attempts, now=now, coalesce=True)
+                          max_attempts=config.max_attempts, now=now, coalesce=True,
+                          contact_key=queue.contact_key(plan.contact_id, None))
             audit.append(session, "onboarding.attempts_exhausted", f"contact:{plan.contact_id}",
                          {"user_type": request.user_type, "count": plan.attempts_used}, at=now)
             exhausted = plan.attempts_used
@@ -359,9 +360,6 @@ def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: dateti
     return True
 
 
-LEVEL_RANK = {"basic": 1, "enhanced": 2}
-
-
 @dataclass(frozen=True)
 class KycAnswer:
     email: str
@@ -376,17 +374,12 @@ class KycAnswer:
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
-    """The person's standing for gating: an approval (highest level, newest) wins; otherwise the
-    newest inquiry; `not_started` when there is none."""
+    """The person's standing for gating (the rule is bridge.kyc.standing's); `not_started` when
+    there is no inquiry."""
     query = select(Inquiry).join(Contact, Contact.id == Inquiry.contact_id).where(Contact.email == email)
     if user_type:
         query = query.where(Inquiry.user_type == user_type)
-    inquiries = session.scalars(query).all()
-    if not inquiries:
+    best = standing.speaking_inquiry(session.scalars(query).all())
+    if best is None:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
-    approved = [i for i in inquiries if i.status == Status.APPROVED.value]
-    if approved:
-        best = max(approved, key=lambda i: (LEVEL_RANK.get(i.level or "", 0), i.decided_at or i.created_at))
-    else:
-        best = max(inquiries, key=lambda i: (i.decided_at or i.created_at, i.id))
     return KycAnswer(email, best.status, best.user_type, best.level, best.decided_at)
