@@ -11,6 +11,7 @@ import click
 
 from bridge import audit, logs
 from bridge.config import ConfigError
+from bridge.kyc.timestamps import iso_utc
 from bridge.runtime import Runtime
 from bridge.settings import SettingsError
 from bridge.store import migrate, queue
@@ -122,7 +123,11 @@ def jobs_list(states: tuple[str, ...], limit: int) -> None:
     click.echo(f"{'id':>6}  {'kind':<10} {'state':<8} {'tries':<5}  {'inquiry':<30} last error / result")
     for job in rows:
         note = job.last_error or job.result or ""
-        click.echo(f"{job.id:>6}  {job.kind:<10} {job.state:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
+        state = job.state
+        if job.state == queue.QUEUED and job.last_error is not None:
+            # a failed try, the next one scheduled: say when, not just "queued"
+            state, note = "waiting for retry", f"next try {iso_utc(job.run_after)}: {note}"
+        click.echo(f"{job.id:>6}  {job.kind:<10} {state:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
                    f"{job.inquiry_id or '-':<30} {note}")
 
 

@@ -172,6 +172,8 @@ class Worker:
         self._running: dict[int, queue.ClaimedJob] = {}  # job id → claimed job, while it runs here
         self._running_lock = threading.Lock()
         self._wake = threading.Event()  # a job finished, or NOTIFY said jobs were queued
+        self.tick: Callable[[], float] = time.monotonic  # the breakers' clock
+        self.listening = threading.Event()  # PostgreSQL: LISTEN is in place
 
     # ------------------------------------------------------------------ claiming
 
@@ -181,7 +183,7 @@ class Worker:
     def claim(self, limit: int) -> list[queue.ClaimedJob]:
         """Claim up to `limit` due jobs, none of a sink whose circuit is open, plus that sink's
         probe when its time has come."""
-        config, now, tick = self.runtime.config, self.runtime.clock(), time.monotonic()
+        config, now, tick = self.runtime.config, self.runtime.clock(), self.tick()
         closed_to = [kind for sink, breaker in self.breakers.items() if not breaker.admits(tick)
                      for kind in self._kinds_of(sink)]
         probing = [sink for sink, breaker in self.breakers.items() if breaker.take_probe(tick)]
@@ -190,7 +192,7 @@ class Worker:
             for sink in probing:
                 if len(claimed) < limit:
                     claimed += queue.claim(session, now=now, lease_seconds=config.lease_seconds, limit=1,
-                                           only_kinds=self._kinds_of(sink))
+                                           only_kinds=self._kinds_of(sink), probe=True)
             if len(claimed) < limit:
                 claimed += queue.claim(session, now=now, lease_seconds=config.lease_seconds,
                                        limit=limit - len(claimed), skip_kinds=closed_to)
@@ -292,11 +294,13 @@ class Worker:
             try:
                 with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
                     conn.execute(f"LISTEN {queue.JOBS_CHANNEL}")
+                    self.listening.set()
                     self._wake.set()  # jobs queued while nobody listened
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=1.0):
                             self._wake.set()
             except Exception as exc:  # polling goes on meanwhile
+                self.listening.clear()
                 log.warning("worker: LISTEN connection failed (%s); polling until it is back", type(exc).__name__)
                 stop.wait(5)
 
@@ -311,7 +315,7 @@ class Worker:
             result = handler(job)
         except SinkError as exc:
             if sink is not None and exc.retryable:
-                self._sink_changed(sink.failure(exc.reason, time.monotonic()))
+                self._sink_changed(sink.failure(exc.reason, self.tick()))
             return self._failed(job, exc.reason, retryable=exc.retryable)
         except LeaseLost:
             return self._failed(job, "lease lost before a write", retryable=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
@@ -120,7 +120,8 @@ _leases = ContactLease.__table__
 
 
 def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int,
-          skip_kinds: Sequence[str] = (), only_kinds: Sequence[str] | None = None) -> list[ClaimedJob]:
+          skip_kinds: Sequence[str] = (), only_kinds: Sequence[str] | None = None,
+          probe: bool = False) -> list[ClaimedJob]:
     """Take up to `limit` due jobs: queued ones whose time has come, and running ones whose lease
     ran out (their worker died). SKIP LOCKED keeps concurrent workers off each other's rows on
     PostgreSQL and MariaDB; SQLite's BEGIN IMMEDIATE serialises claimers instead.
@@ -130,10 +131,11 @@ def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int,
     ours), which the store runs one at a time per row, so of two workers racing for one person's
     jobs exactly one gets the key; the other leaves its job queued. Keys are taken in sorted
     order, so two claimers never wait on each other in a circle. `skip_kinds`: kinds not to take
-    now (their sink's circuit is open); `only_kinds`: just these (a probe of that sink)."""
+    now (their sink's circuit is open); `only_kinds`: just these; `probe`: queued jobs count as due
+    even while they wait out their backoff (the one job that tests whether a sink is back)."""
     key_busy = exists().where(_leases.c.contact_key == Job.contact_key, _leases.c.lease_until >= now)
     due = or_(
-        (Job.state == QUEUED) & (Job.run_after <= now),
+        (Job.state == QUEUED) & (true() if probe else Job.run_after <= now),
         (Job.state == RUNNING) & (Job.lease_until < now),
     )
     query = select(Job).where(due, ~key_busy)
