@@ -58,11 +58,12 @@ def db_upgrade(revision: str) -> None:
 def serve(host: str, port: int) -> None:
     """Run the web app and the outbox worker in one process (small sites)."""
     from bridge.app.server import SingleProcessServer
-    from bridge.web import create_app
+    from bridge.web import create_app, limits
 
     runtime = load_runtime()
     for line in runtime.describe_outputs():
         click.echo(line)
+    click.echo(limits.describe(limits.storage_uri(os.environ)))
     click.echo(f"kyc-bridge serving on http://{host}:{port} (webhook: /webhooks/persona)")
     SingleProcessServer(lambda: create_app(runtime=Runtime.build(runtime.settings, runtime.config)),
                         host, port).run()
