@@ -301,6 +301,8 @@ class _Batch:
         if hold_audit_head is not None:
             hold_audit_head()
             audit.append_many(connection, self.audit_entries, at=now)
+        if self.job_rows:  # after the pipeline: a statement whose answer is read, not sent blind
+            queue.wake_workers(connection)
 
 
 def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:

@@ -63,6 +63,7 @@ SINK_OF_KIND = {queue.CRM_SYNC: "fluentcrm", queue.CRM_TAG: "fluentcrm", queue.N
 # A sync that finds the person's state moved during its write writes again, this many times at
 # most; a state still moving after that has queued a sync of its own, which runs next.
 MAX_SYNC_ROUNDS = 3
+RECORD_TRIES = 5
 
 
 def lease_guard(runtime: Runtime, job: queue.ClaimedJob) -> Callable[[], None]:
@@ -254,9 +255,13 @@ class Worker:
         with self._running_lock:
             self._running[job.id] = job
 
-    def _run_tracked(self, job: queue.ClaimedJob) -> Outcome:
+    def _run_tracked(self, job: queue.ClaimedJob) -> Outcome | None:
         try:
             return self._run(job)
+        except Exception as exc:  # nobody reads the pool's futures: say it here; the lease brings the job back
+            log.warning("job %s (%s): outcome not recorded (%s); it runs again when its lease ends",
+                        job.id, job.kind, type(exc).__name__)
+            return None
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
@@ -348,6 +353,19 @@ class Worker:
         return self._record(job, "dead", reason)
 
     def _record(self, job: queue.ClaimedJob, outcome: str, detail: str | None) -> Outcome:
+        """Record the outcome; a transient store error (a deadlock victim on MariaDB, a dropped
+        connection) is tried again at once, since an unrecorded job stays `running` until its lease
+        runs out and holds its person's key all that time."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                return self._record_once(job, outcome, detail)
+            except StoreUnavailable:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _record_once(self, job: queue.ClaimedJob, outcome: str, detail: str | None) -> Outcome:
         config, now = self.runtime.config, self.runtime.clock()
         with transaction(self.runtime.sessions) as session:
             if outcome == "done":

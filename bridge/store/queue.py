@@ -103,7 +103,6 @@ def add_many(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert `job_row`s in the caller's transaction, in one statement."""
     if rows:
         _ADD.run(connection, rows)
-        wake_workers(connection)
 
 
 JOBS_CHANNEL = "kyc_jobs"

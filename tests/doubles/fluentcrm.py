@@ -231,7 +231,11 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         # Called (under the state lock) before a matched, authorised request is handled: tests
         # use it to play a concurrent writer, e.g. create the tag the client is about to create.
         self.before_handle: Callable[[str, str, Any], None] | None = None
+        # Called outside the lock, before anything else, with (method, route path, JSON body): for
+        # tests that make something happen elsewhere while this request is in flight.
+        self.on_arrival: Callable[[str, str, Any], None] | None = None
         self._holds: list[Hold] = []
+        self._latency = (0.0, 0.0)
         self._routes = [
             _Route("GET", r"/tags", "fcrm_manage_contact_cats", self._list_tags),
             _Route("POST", r"/tags", "fcrm_manage_contact_cats", self._create_tag),
@@ -274,6 +278,17 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         with self._lock:
             self._holds.append(held)
         return held
+
+    def slow_calls(self, low: float, high: float) -> None:
+        """Answer every request after a delay drawn uniformly from [low, high] seconds, as a busy
+        shared host does (the request is handled after the delay); slow_calls(0, 0) turns it off."""
+        with self._lock:
+            self._latency = (low, high)
+
+    def email_of(self, contact_id: int) -> str | None:
+        with self._lock:
+            contact = self._contacts.get(contact_id)
+            return contact.row["email"] if contact else None
 
     def _maybe_hold(self, method: str, route_path: str) -> None:
         with self._lock:
@@ -354,7 +369,12 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         path = request.path
         route_path = path[len(API_PREFIX):] if path.lower().startswith(API_PREFIX) else path
         route_path = route_path.rstrip("/")  # WordPress untrailingslashes the REST route
+        if self.on_arrival is not None:
+            self.on_arrival(method, route_path, parse_json(request, request.get_data(cache=True))[0])
         self._maybe_hold(method, route_path)
+        low, high = self._latency
+        if high:
+            self._stopping.wait(random.uniform(low, high))
         self._maybe_delay(method, route_path)
         raw = request.get_data(cache=True)
         body_json, bad_json = parse_json(request, raw)
