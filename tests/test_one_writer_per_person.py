@@ -163,3 +163,24 @@ def test_two_claimers_racing_for_one_persons_jobs_get_one_between_them(runtime, 
 def _claim(runtime, now):  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as session:
         return queue.claim(session, now=now, lease_seconds=60, limit=5)
+
+
+def test_an_outcome_is_recorded_after_a_transient_store_error(client, crm_runtime, config, fluentcrm, monkeypatch):
+    """A deadlock victim (MariaDB) or a dropped connection while recording must not leave the job
+    `running`, holding its person's key until the lease runs out: recording is tried again."""
+    from bridge.store.engine import StoreUnavailable
+
+    deliver(client, config, "approved", 1)
+    real_complete, failures = queue.complete, [1]
+
+    def complete_after_one_failure(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if failures:
+            failures.pop()
+            raise StoreUnavailable("deadlock")
+        return real_complete(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "complete", complete_after_one_failure)
+    outcomes = Worker(crm_runtime).run_once()
+    assert [o.outcome for o in outcomes if o.kind == queue.CRM_SYNC] == ["done"]
+    with transaction(crm_runtime.sessions) as session:
+        assert queue.claim(session, now=crm_runtime.clock(), lease_seconds=60, limit=10) == []

@@ -1,7 +1,8 @@
 """Scale-out as a tested topology (issue 15, part 3): two `kyc-bridge serve` processes (each also
 runs a worker thread) and three `kyc-bridge worker` processes on one PostgreSQL or one MariaDB,
 300 people, every webhook delivered twice and shuffled, and a FluentCRM double with slow, uneven
-calls. Thirty people's decision arrives exactly while a write for them is in flight at FluentCRM.
+calls. Thirty people's decision arrives exactly while a write for them is in flight at FluentCRM,
+and that write is held until another write for the person has been answered (or 2 s passed).
 Every contact must end with exactly its decision's tag, one contact per person, and close to one
 FluentCRM write per status change.
 """
@@ -29,6 +30,7 @@ PEOPLE = 300
 RACING = 30  # people whose decision is delivered while a FluentCRM write for them is in flight
 DECISIONS = ("approved", "declined", "needs_review")
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+HOLD_SECONDS = 2.0  # how long a held write waits for a newer one (which must not come, if all is well)
 SETTLE_SECONDS = 100  # the whole run must settle well inside the CI budget (< 2 min per backend)
 
 
@@ -72,25 +74,39 @@ def test_two_web_servers_and_three_workers_keep_every_person_right(database_url,
         return requests.post(f"{bases[i % 2]}/webhooks/persona", data=body, headers=headers, timeout=30).status_code
 
     # When FluentCRM receives a write for a racing person, their decision arrives right then (twice),
-    # before the write is answered: the sync in flight read the older state.
+    # and the write is held until another write for that person has been answered (at most
+    # HOLD_SECONDS): the older write, in flight, lands after the newer one wherever that can happen.
     racing_lock = threading.Lock()
+    newer_written = {email: threading.Event() for email in held}
+    holding: set[str] = set()
+
+    def person_of(method: str, path: str, body) -> str | None:  # type: ignore[no-untyped-def]
+        if method == "POST" and path == "/subscribers":
+            return (body or {}).get("email")
+        if method == "PUT" and path.startswith("/subscribers/") and path.rsplit("/", 1)[1].isdigit():
+            return fluentcrm.email_of(int(path.rsplit("/", 1)[1]))
+        return None
 
     def decision_during_write(method: str, path: str, body) -> None:  # type: ignore[no-untyped-def]
-        if method == "POST" and path == "/subscribers":
-            email = (body or {}).get("email")
-        elif method == "PUT" and path.startswith("/subscribers/") and path.rsplit("/", 1)[1].isdigit():
-            email = fluentcrm.email_of(int(path.rsplit("/", 1)[1]))
-        else:
-            return
+        email = person_of(method, path, body)
         with racing_lock:
             decision = held.pop(email, None)
+            if decision is not None:
+                holding.add(email)
         if decision is not None:
             assert [post((0, decision)), post((1, decision))] == [200, 200]
+            newer_written[email].wait(HOLD_SECONDS)
+            with racing_lock:
+                holding.discard(email)
+
+    def newer_write_answered(method: str, path: str, body, status: int) -> None:  # type: ignore[no-untyped-def]
+        email = person_of(method, path, body)
+        with racing_lock:
+            if email in holding:
+                newer_written[email].set()
 
     fluentcrm.on_arrival = decision_during_write
-    # Logs to files: a pipe nobody reads until the end fills up and blocks the logging process.
-    commands = [["serve", "--port", str(port)] for port in ports] + [["worker"]] * 3
-    logs = [tmp_path / f"process{n}.log" for n in range(len(commands))]
+    fluentcrm.on_answered = newer_write_answered
     processes = [subprocess.Popen([sys.executable, "-m", "bridge.app.cli", *command], env=env,
                                   stdout=subprocess.DEVNULL, stderr=log.open("w"))
                  for command, log in zip(commands, logs)]
@@ -120,7 +136,7 @@ def test_two_web_servers_and_three_workers_keep_every_person_right(database_url,
                                      f"logged: {complaints[:20]}")
             time.sleep(0.2)
     finally:
-        fluentcrm.on_arrival = None
+        fluentcrm.on_arrival = fluentcrm.on_answered = None
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:

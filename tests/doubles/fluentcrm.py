@@ -234,6 +234,8 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         # Called outside the lock, before anything else, with (method, route path, JSON body): for
         # tests that make something happen elsewhere while this request is in flight.
         self.on_arrival: Callable[[str, str, Any], None] | None = None
+        # Called outside the lock once a request was handled, with (method, route path, JSON body, status).
+        self.on_answered: Callable[[str, str, Any, int], None] | None = None
         self._holds: list[Hold] = []
         self._latency = (0.0, 0.0)
         self._routes = [
@@ -391,6 +393,8 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
             if self._bench and 200 <= status < 300 and isinstance(body, dict):
                 body = {**body, "__bench": round(random.uniform(0.005, 0.2), 6)}
             payload = json.dumps(body).encode()
+        if self.on_answered is not None:
+            self.on_answered(method, route_path, body_json, status)
         return Response(payload, status=status, content_type=content_type, headers=headers)
 
     def _answer(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
