@@ -133,6 +133,10 @@ class Config:
     user_types: Mapping[str, UserType]
     n8n: N8nConfig = field(default_factory=N8nConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # [worker]: jobs one worker process runs at once, and its per-sink circuit breaker
+    concurrency: int = 4
+    breaker_failures: int = 5
+    breaker_probe_seconds: float = 5.0
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -283,6 +287,9 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         user_types=MappingProxyType(user_types),
         n8n=_n8n(root.sub("n8n")),
         schedule=_schedule(root.sub("schedule")),
+        concurrency=worker.positive("concurrency", int, 4),
+        breaker_failures=worker.positive("breaker_failures", int, 5),
+        breaker_probe_seconds=float(worker.positive("breaker_probe_seconds", (int, float), 5.0)),
     )
 
 

@@ -89,7 +89,7 @@ def test_worker_health_follows_its_heartbeat(runtime, tmp_path):
     path = tmp_path / "worker.heartbeat"
     assert "no heartbeat" in healthcheck.check_worker(path, 120)
     stop = threading.Event()
-    worker = Worker(runtime, heartbeat=healthcheck.Heartbeat(path).beat)
+    worker = Worker(runtime, alive=healthcheck.Heartbeat(path).beat)
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
     try:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge import audit, logs
 from bridge import config as config_module
 from bridge.config import Config, ConfigError
+from bridge.kyc.timestamps import iso_utc
 from bridge.runtime import Runtime
 from bridge.settings import SettingsError
 from bridge.store import migrate, queue
@@ -125,12 +126,13 @@ def require_schema_at_head(migrate_first: bool) -> None:
 def serve(host: str, port: int, migrate_first: bool) -> None:
     """Run the web app and the outbox worker in one process (small sites)."""
     from bridge.app.server import SingleProcessServer
-    from bridge.web import create_app
+    from bridge.web import create_app, limits
 
     runtime = load_runtime()
     require_schema_at_head(migrate_first)
     for line in runtime.describe_outputs():
         click.echo(line)
+    click.echo(limits.describe(limits.storage_uri(os.environ)))
     click.echo(f"kyc-bridge serving on http://{host}:{port} (webhook: /webhooks/persona)")
     SingleProcessServer(lambda: create_app(runtime=Runtime.build(runtime.settings, runtime.config)),
                         host, port).run()
@@ -159,7 +161,7 @@ def worker(once: bool, migrate_first: bool) -> None:
         signal.signal(sig, lambda *_: stop.set())
     from bridge.app.healthcheck import Heartbeat, heartbeat_path
 
-    Worker(runtime, heartbeat=Heartbeat(heartbeat_path(os.environ)).beat).run_forever(stop)
+    Worker(runtime, alive=Heartbeat(heartbeat_path(os.environ)).beat).run_forever(stop)
 
 
 @main.command()
@@ -204,8 +206,6 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def jobs_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Show the newest jobs, with their last error or result."""
-    from bridge.kyc.timestamps import iso_utc
-
     with transaction(load_store()) as session:
         rows = queue.list_jobs(session, list(states) or None, limit)
     if as_json:
@@ -220,7 +220,11 @@ def jobs_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     click.echo(f"{'id':>6}  {'kind':<10} {'state':<8} {'tries':<5}  {'inquiry':<30} last error / result")
     for job in rows:
         note = job.last_error or job.result or ""
-        click.echo(f"{job.id:>6}  {job.kind:<10} {job.state:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
+        state = job.state
+        if job.state == queue.QUEUED and job.last_error is not None:
+            # a failed try, the next one scheduled: say when, not just "queued"
+            state, note = "waiting for retry", f"next try {iso_utc(job.run_after)}: {note}"
+        click.echo(f"{job.id:>6}  {job.kind:<10} {state:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
                    f"{job.inquiry_id or '-':<30} {note}")
 
 

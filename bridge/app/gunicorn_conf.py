@@ -8,6 +8,12 @@
 import logging
 import multiprocessing
 import os
+import tempfile
+from pathlib import Path
+
+# /metrics sums the counters of all web processes (bridge/web/metrics.py): each process writes its
+# own to this directory. Set before anything imports prometheus_client; emptied at start.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kyc-bridge-metrics-"))
 
 from bridge.app.healthcheck import DEFAULT_BIND
 from bridge.app.heap import freeze_startup_objects
@@ -57,6 +63,8 @@ def _refuse_a_schema_behind_the_code() -> None:
 
 def on_starting(server):
     _redact_gunicorn_logs()
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):  # a previous run's counts
+        stale.unlink()
     if getattr(server.app, "app_uri", None) != wsgi_app:
         return  # another app under these settings (the benchmark's bare receiver) has no webhooks to store
     _refuse_a_schema_behind_the_code()
@@ -82,3 +90,9 @@ def post_fork(server, worker):  # noqa: ARG001 - gunicorn hook signature
 
 def post_worker_init(worker):  # noqa: ARG001 - gunicorn hook signature; runs after the app is loaded
     freeze_startup_objects()
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn hook signature
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.kyc import emails, link_tokens, monitoring, text
+from bridge.kyc import emails, link_tokens, monitoring, standing, text
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -233,7 +233,8 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
         if plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
             queue.enqueue(session, queue.CRM_TAG, inquiry_id=None,
                           payload={"contact_id": plan.contact_id, "tag": "manual_review"},
-                          max_attempts=config.max_attempts, now=now, coalesce=True)
+                          max_attempts=config.max_attempts, now=now, coalesce=True,
+                          contact_key=queue.contact_key(plan.contact_id, None))
             audit.append(session, "onboarding.attempts_exhausted", f"contact:{plan.contact_id}",
                          {"user_type": request.user_type, "count": plan.attempts_used}, at=now)
             exhausted = plan.attempts_used
@@ -365,9 +366,6 @@ def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: dateti
     return True
 
 
-LEVEL_RANK = {"basic": 1, "enhanced": 2}
-
-
 @dataclass(frozen=True)
 class KycAnswer:
     email: str
@@ -383,24 +381,16 @@ class KycAnswer:
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
-    """The person's standing for gating: an approval (highest level, newest) wins, unless a
-    monitoring match holds one of their approvals in review (then `needs_review`, naming the
-    match); otherwise the newest inquiry; `not_started` when there is none."""
+    """The person's standing for gating (the rule is bridge.kyc.standing's: an approval wins, unless
+    a monitoring match holds one in review, then `needs_review` naming the match); `not_started`
+    when there is no inquiry."""
     query = select(Inquiry).join(Contact, Contact.id == Inquiry.contact_id).where(Contact.email == email)
     if user_type:
         query = query.where(Inquiry.user_type == user_type)
-    inquiries = session.scalars(query).all()
-    if not inquiries:
+    best = standing.speaking_inquiry(session.scalars(query).all())
+    if best is None:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
-    approved = [i for i in inquiries if i.status == Status.APPROVED.value]
-    held = [i for i in approved if monitoring.holds_in_review(i)]
-    if held:
-        newest = max(held, key=lambda i: i.monitoring_since)  # type: ignore[arg-type, return-value]
-        return KycAnswer(email, Status.NEEDS_REVIEW.value, newest.user_type, newest.level, newest.decided_at,
-                         {"kind": newest.monitoring_kind, "report_id": newest.monitoring_report_id,
-                          "since": iso_utc(newest.monitoring_since)})
-    if approved:
-        best = max(approved, key=lambda i: (LEVEL_RANK.get(i.level or "", 0), i.decided_at or i.created_at))
-    else:
-        best = max(inquiries, key=lambda i: (i.decided_at or i.created_at, i.id))
-    return KycAnswer(email, best.status, best.user_type, best.level, best.decided_at)
+    held = monitoring.holds_in_review(best)
+    return KycAnswer(email, monitoring.status_shown(best), best.user_type, best.level, best.decided_at,
+                     {"kind": best.monitoring_kind, "report_id": best.monitoring_report_id,
+                      "since": iso_utc(best.monitoring_since)} if held else None)

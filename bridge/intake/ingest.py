@@ -188,6 +188,8 @@ class _Batch:
     event_rows: list[dict[str, Any]] = field(default_factory=list)
     audit_entries: list[audit.Entry] = field(default_factory=list)
     job_rows: list[dict[str, Any]] = field(default_factory=list)
+    # CRM sync rows and their inquiry: the person's key is known once new contacts have ids (_write)
+    crm_rows: list[tuple[dict[str, Any], _InquiryRow]] = field(default_factory=list)
 
     def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
         self._read(self.connection, items)
@@ -359,6 +361,7 @@ class _Batch:
         if not inquiry.sync_waiting:
             inquiry.sync_waiting = True
             self._enqueue(queue.CRM_SYNC, inquiry.inquiry_id, {"inquiry_id": inquiry.inquiry_id})
+            self.crm_rows.append((self.job_rows[-1], inquiry))
 
     def _enqueue(self, kind: str, inquiry_id: str, payload: dict[str, Any]) -> None:
         self.job_rows.append(queue.job_row(kind, inquiry_id=inquiry_id, payload=payload,
@@ -378,6 +381,8 @@ class _Batch:
         for inquiry in changed:
             if inquiry.contact is not None:
                 inquiry.contact_id = inquiry.contact.id
+        for row, inquiry in self.crm_rows:
+            row["contact_key"] = queue.contact_key(inquiry.contact_id, inquiry.inquiry_id)
         new = [_inquiry_values(i, now) for i in changed if i.id is None]
         updates = [{"b_id": i.id, "b_contact_id": i.contact_id, "b_reference_id": i.reference_id,
                     "b_status": i.status, "b_decided_at": i.decided_at, "b_decided_by": i.decided_by,
@@ -400,6 +405,8 @@ class _Batch:
         if hold_audit_head is not None:
             hold_audit_head()
             audit.append_many(connection, self.audit_entries, at=now)
+        if self.job_rows:  # after the pipeline: a statement whose answer is read, not sent blind
+            queue.wake_workers(connection)
 
 
 def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:

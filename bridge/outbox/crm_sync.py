@@ -1,16 +1,17 @@
 """The domain side of the FluentCRM jobs: which contact gets which tags.
 
-`crm.sync` brings a contact's tags in line with its inquiry's state as it is when the job runs,
-so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.outbox.worker).
+`crm.sync` brings a contact's tags in line with the person's standing (bridge.kyc.standing, over
+all their inquiries) as it is when the job runs, so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.outbox.worker).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.kyc import monitoring, tags
+from bridge.kyc import monitoring, standing, tags
 from bridge.config import Config
 from bridge.kyc.states import Status
 from bridge.store.engine import transaction
@@ -37,9 +38,13 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
         return f"{SKIPPED_PREFIX}: no email known for this inquiry"
     if contact.consent_withdrawn_at is not None:
         return f"{SKIPPED_PREFIX}: consent withdrawn"
-    plan = tags.plan(config.status_tags, Status(monitoring.status_shown(inquiry)),
+    # The status tag is the person's, by the rule GET /api/v1/contacts/<email>/kyc answers with: a
+    # new inquiry after an approval must not take the approval's tag away.
+    speaking = standing.speaking_inquiry(session.scalars(select(Inquiry).where(
+        Inquiry.contact_id == contact.id)).all()) or inquiry
+    plan = tags.plan(config.status_tags, Status(monitoring.status_shown(speaking)),
                      config.user_types.get(inquiry.user_type), monitoring_tag=config.monitoring_tag,
-                     monitoring_match=monitoring.holds_in_review(inquiry))
+                     monitoring_match=monitoring.holds_in_review(speaking))
     return Target(contact.email, contact.first_name, plan)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,7 @@ class FluentCRMClient:
         self._new_contact_status = new_contact_status
         self._session = session if session is not None else requests.Session()
         self._tag_ids: dict[str, int] = {}
+        self._call = threading.local()  # per sync (one thread each): the caller's before-write check
 
     # ------------------------------------------------------------------ public
 
@@ -130,12 +132,25 @@ class FluentCRMClient:
         first_name: str | None,
         attach: Sequence[TagRef],
         detach: Sequence[TagRef],
+        *,
+        before_write: Callable[[], None] | None = None,
     ) -> SyncResult:
         """Make sure the contact exists and carries every `attach` tag and no `detach` tag.
 
         Idempotent: a repeated call finds the state already right and writes nothing.
-        `attach`/`detach` items only need `.slug` and `.title`.
+        `attach`/`detach` items only need `.slug` and `.title`. `before_write` runs before each
+        request that changes FluentCRM (the worker checks it still holds its job's lease; what it
+        raises ends the sync there).
         """
+        self._call.before_write = before_write
+        try:
+            return self._sync_contact_tags(email, first_name, attach, detach)
+        finally:
+            self._call.before_write = None
+
+    def _sync_contact_tags(
+        self, email: str, first_name: str | None, attach: Sequence[TagRef], detach: Sequence[TagRef]
+    ) -> SyncResult:
         want, drop = _plan(attach, detach)
         created = False
         attached: list[str] = []
@@ -337,6 +352,9 @@ class FluentCRMClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> requests.Response:
+        before_write = getattr(self._call, "before_write", None)
+        if method != "GET" and before_write is not None:
+            before_write()
         try:
             return self._session.request(
                 method,

@@ -105,7 +105,8 @@ class Job(Base):
 
     __tablename__ = "kyc_jobs"
     __table_args__ = (Index("ix_kyc_jobs_due", "state", "run_after"),
-                      Index("ix_kyc_jobs_inquiry_work", "inquiry_id", "kind", "state"))
+                      Index("ix_kyc_jobs_inquiry_work", "inquiry_id", "kind", "state"),
+                      Index("ix_kyc_jobs_contact_key", "contact_key", "state"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -117,6 +118,8 @@ class Job(Base):
     run_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_token: Mapped[str | None] = mapped_column(String(32))
+    # The person whose FluentCRM contact the job writes: one such job per key runs at a time.
+    contact_key: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(Text())
     result: Mapped[str | None] = mapped_column(Text())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -222,3 +225,15 @@ class Lease(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ContactLease(Base):
+    """Who may write a person's FluentCRM contact now: the one job holding the key's live lease
+    (bridge/store/queue.py takes it with a conditional UPDATE, so two claimers never both get it)."""
+
+    __tablename__ = "kyc_contact_leases"
+
+    contact_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(BigId)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

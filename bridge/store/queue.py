@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from bridge.store.driver_sql import DriverStatement, ListStatement, in_list
-from bridge.store.models import Job
+from bridge.store.models import ContactLease, Job
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 # The job kinds, one place for all: who enqueues a kind and who runs it import it from here.
@@ -33,13 +33,22 @@ class ClaimedJob:
     attempts: int  # including this one
     max_attempts: int
     lease_token: str
+    contact_key: str | None = None  # the person whose FluentCRM contact it writes (one job per key at a time)
+
+
+def contact_key(contact_id: int | None, inquiry_id: str | None) -> str | None:
+    """The person a FluentCRM job writes: their contact, or the inquiry while it has no contact yet."""
+    if contact_id is not None:
+        return f"contact:{contact_id}"
+    return f"inquiry:{inquiry_id}" if inquiry_id else None
 
 
 def job_row(kind: str, *, inquiry_id: str | None, payload: dict[str, Any], max_attempts: int,
-            now: datetime) -> dict[str, Any]:
+            now: datetime, contact_key: str | None = None) -> dict[str, Any]:
     """The column values of a new queued job."""
     return {"kind": kind, "inquiry_id": inquiry_id, "payload": _encode(payload), "state": QUEUED, "attempts": 0,
-            "max_attempts": max_attempts, "run_after": now, "created_at": now, "updated_at": now}
+            "max_attempts": max_attempts, "run_after": now, "created_at": now, "updated_at": now,
+            "contact_key": contact_key}
 
 
 def _encode(payload: dict[str, Any]) -> str:
@@ -58,15 +67,18 @@ _INSERT = insert(_jobs)
 
 def enqueue(
     session: Session, kind: str, *, inquiry_id: str | None, payload: dict[str, Any],
-    max_attempts: int, now: datetime, coalesce: bool = False,
+    max_attempts: int, now: datetime, coalesce: bool = False, contact_key: str | None = None,
 ) -> bool:
     """Add a job in the caller's transaction. `coalesce`: skip when an identical job is still
-    queued (it will read the newest state when it runs). Returns whether a job was added."""
-    row = job_row(kind, inquiry_id=inquiry_id, payload=payload, max_attempts=max_attempts, now=now)
+    queued (it will read the newest state when it runs). `contact_key`: the person whose FluentCRM
+    contact the job writes (see `claim`). Returns whether a job was added."""
+    row = job_row(kind, inquiry_id=inquiry_id, payload=payload, max_attempts=max_attempts, now=now,
+                  contact_key=contact_key)
     connection = session.connection()
     if coalesce and connection.execute(_WAITING_SAME[inquiry_id is None], row).first() is not None:
         return False
     connection.execute(_INSERT, row)
+    wake_workers(connection)
     return True
 
 
@@ -93,37 +105,144 @@ def add_many(connection: Connection, rows: list[dict[str, Any]]) -> None:
         _ADD.run(connection, rows)
 
 
-def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int) -> list[ClaimedJob]:
+JOBS_CHANNEL = "kyc_jobs"
+
+
+def wake_workers(connection: Connection) -> None:
+    """On PostgreSQL, tell listening workers (LISTEN kyc_jobs) that jobs were queued. NOTIFY is sent
+    at commit, and only then: a worker never wakes for a job it cannot see yet."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+
+
+_leases = ContactLease.__table__
+
+
+def claim(session: Session, *, now: datetime, lease_seconds: int, limit: int,
+          skip_kinds: Sequence[str] = (), only_kinds: Sequence[str] | None = None,
+          probe: bool = False) -> list[ClaimedJob]:
     """Take up to `limit` due jobs: queued ones whose time has come, and running ones whose lease
     ran out (their worker died). SKIP LOCKED keeps concurrent workers off each other's rows on
-    PostgreSQL and MariaDB; SQLite's BEGIN IMMEDIATE serialises claimers instead."""
+    PostgreSQL and MariaDB; SQLite's BEGIN IMMEDIATE serialises claimers instead.
+
+    A job with a contact key also needs the key's lease (kyc_contact_leases): jobs whose key another
+    job holds are not picked, and the key is taken with a conditional UPDATE (free or expired →
+    ours), which the store runs one at a time per row, so of two workers racing for one person's
+    jobs exactly one gets the key; the other leaves its job queued. Keys are taken in sorted
+    order, so two claimers never wait on each other in a circle. `skip_kinds`: kinds not to take
+    now (their sink's circuit is open); `only_kinds`: just these; `probe`: queued jobs count as due
+    even while they wait out their backoff (the one job that tests whether a sink is back)."""
+    key_busy = exists().where(_leases.c.contact_key == Job.contact_key, _leases.c.lease_until >= now)
     due = or_(
-        (Job.state == QUEUED) & (Job.run_after <= now),
+        (Job.state == QUEUED) & (true() if probe else Job.run_after <= now),
         (Job.state == RUNNING) & (Job.lease_until < now),
     )
-    rows = session.scalars(
-        select(Job).where(due).order_by(Job.run_after, Job.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    query = select(Job).where(due, ~key_busy)
+    if skip_kinds:
+        query = query.where(Job.kind.not_in(list(skip_kinds)))
+    if only_kinds is not None:
+        query = query.where(Job.kind.in_(list(only_kinds)))
+    rows = session.scalars(query.order_by(Job.run_after, Job.id).limit(limit).with_for_update(skip_locked=True)).all()
+    until = now + timedelta(seconds=lease_seconds)
+    first_of_key: dict[str, Job] = {}
+    for job in rows:
+        if job.contact_key:
+            first_of_key.setdefault(job.contact_key, job)
+    tokens = {job.id: secrets.token_hex(16) for job in rows}
+    won = _take_keys(session, {key: (job.id, tokens[job.id]) for key, job in first_of_key.items()}, now, until)
     claimed = []
     for job in rows:
+        if job.contact_key and (first_of_key[job.contact_key] is not job or job.contact_key not in won):
+            continue  # another job of this person runs (or is being claimed elsewhere): it waits
         job.state = RUNNING
         job.attempts += 1
-        job.lease_token = secrets.token_hex(16)
-        job.lease_until = now + timedelta(seconds=lease_seconds)
+        job.lease_token = tokens[job.id]
+        job.lease_until = until
         job.updated_at = now
         claimed.append(ClaimedJob(job.id, job.kind, job.inquiry_id, json.loads(job.payload or "{}"),
-                                  job.attempts, job.max_attempts, job.lease_token))
+                                  job.attempts, job.max_attempts, job.lease_token, job.contact_key))
     return claimed
 
 
+def _insert_missing(session: Session) -> Any:
+    """INSERT that leaves an existing key row alone, in each dialect's words."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(_leases).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return insert(_leases).prefix_with("OR IGNORE")
+    return insert(_leases).prefix_with("IGNORE")
+
+
+_TAKE_KEY = (update(_leases).where(_leases.c.contact_key == bindparam("key"),
+                                   or_(_leases.c.lease_until.is_(None), _leases.c.lease_until < bindparam("now")))
+             .values(job_id=bindparam("job_id"), lease_token=bindparam("token"), lease_until=bindparam("until")))
+
+
+def _take_keys(session: Session, wanted: dict[str, tuple[int, str]], now: datetime, until: datetime) -> set[str]:
+    """Take each free key's lease for its job; returns the keys taken."""
+    if not wanted:
+        return set()
+    keys = sorted(wanted)
+    present = set(session.scalars(select(_leases.c.contact_key).where(_leases.c.contact_key.in_(keys))))
+    missing = [{"contact_key": key} for key in keys if key not in present]
+    if missing:
+        session.execute(_insert_missing(session), missing)
+    won = set()
+    for key in keys:
+        job_id, token = wanted[key]
+        result = session.connection().execute(_TAKE_KEY, {"key": key, "now": now, "job_id": job_id,
+                                                          "token": token, "until": until})
+        if result.rowcount == 1:
+            won.add(key)
+    return won
+
+
+def _release_key(session: Session, job: ClaimedJob) -> None:
+    if job.contact_key:
+        session.execute(update(_leases).where(_leases.c.contact_key == job.contact_key,
+                                              _leases.c.lease_token == job.lease_token)
+                        .values(job_id=None, lease_token=None, lease_until=None))
+
+
+def renew(session: Session, job: ClaimedJob, *, now: datetime, lease_seconds: int) -> bool:
+    """Heartbeat: extend a running job's lease (and its key's) while its worker is still busy with
+    it. False when the lease was lost: another worker took the job, or another job the key."""
+    until = now + timedelta(seconds=lease_seconds)
+    if job.contact_key:
+        key = session.execute(update(_leases).where(_leases.c.contact_key == job.contact_key,
+                                                    _leases.c.lease_token == job.lease_token)
+                              .values(lease_until=until))
+        if key.rowcount != 1:
+            return False
+    result = session.execute(update(Job).where(Job.id == job.id, Job.lease_token == job.lease_token,
+                                               Job.state == RUNNING).values(lease_until=until))
+    return result.rowcount == 1
+
+
+def holds_lease(session: Session, job: ClaimedJob, *, now: datetime) -> bool:
+    """Whether `job`'s worker may still act for it: its lease (and its key's) is ours and unexpired.
+    Asked before each external write: a worker that lost its lease must not write."""
+    held = select(Job.id).where(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == RUNNING,
+                                Job.lease_until > now)
+    if job.contact_key:
+        held = held.where(exists().where(_leases.c.contact_key == job.contact_key,
+                                         _leases.c.lease_token == job.lease_token))
+    return session.execute(held).first() is not None
+
+
 def _finish(session: Session, job: ClaimedJob, now: datetime, **values: Any) -> bool:
-    """Update the job only if we still hold its lease (else another worker re-ran it)."""
+    """Update the job only if we still hold its lease (else another worker re-ran it); frees its key."""
     result = session.execute(
         update(Job).where(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == RUNNING)
         .values(lease_token=None, lease_until=None, updated_at=now, **values)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _release_key(session, job)
+    return True
 
 
 def complete(session: Session, job: ClaimedJob, *, now: datetime, result: str | None) -> bool:
@@ -151,6 +270,13 @@ def requeue(session: Session, job_ids: list[int] | None, *, now: datetime) -> li
             job.attempts = 0
         job.state, job.run_after, job.updated_at = QUEUED, now, now
     return [job.id for job in jobs]
+
+
+def make_due(session: Session, kinds: Sequence[str], *, now: datetime) -> int:
+    """A sink is back: its queued jobs, waiting out their backoff, become due now. Returns how many."""
+    result = session.execute(update(Job).where(Job.state == QUEUED, Job.kind.in_(list(kinds)), Job.run_after > now)
+                             .values(run_after=now))
+    return result.rowcount
 
 
 def list_jobs(session: Session, states: list[str] | None, limit: int) -> list[Job]:

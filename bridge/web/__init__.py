@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import Flask
@@ -20,7 +21,10 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
         runtime = Runtime.build(settings, config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.config.max_body_bytes
-    app.config["RATELIMIT_STORAGE_URI"] = os.environ.get("BRIDGE_RATELIMIT_STORAGE_URI", "memory://")
+    from bridge.web import limits
+
+    app.config["RATELIMIT_STORAGE_URI"] = limits.storage_uri(os.environ)
+    logging.getLogger(__name__).info("%s", limits.describe(app.config["RATELIMIT_STORAGE_URI"]))
     if runtime.config.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -32,4 +32,5 @@ def readyz():  # type: ignore[no-untyped-def]
 
 @bp.get("/metrics")
 def prometheus():  # type: ignore[no-untyped-def]
-    return Response(metrics.render(runtime()), mimetype="text/plain; version=0.0.4")
+    return Response(metrics.render(runtime()), mimetype="text/plain; version=0.0.4",
+                    headers={"X-KYC-Bridge-Host": metrics.HOST})

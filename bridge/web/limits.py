@@ -3,11 +3,31 @@ BRIDGE_RATELIMIT_STORAGE_URI points at a shared store (e.g. redis://…) for sev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+STORAGE_ENV = "BRIDGE_RATELIMIT_STORAGE_URI"
+PER_PROCESS = "memory://"
+
+
+def storage_uri(environ: Mapping[str, str]) -> str:
+    """Where the limit counters live: this process (the default), or a store that several processes
+    and hosts share (redis://host:6379/0, memcached://host:11211; redis needs `pip install kyc-bridge[redis]`)."""
+    return environ.get(STORAGE_ENV, "").strip() or PER_PROCESS
+
+
+def describe(uri: str) -> str:
+    """The start-up line about rate limits (scheme and host only: a URI may carry a password)."""
+    if uri == PER_PROCESS:
+        return (f"rate limits: counted per process ({PER_PROCESS}); with several processes or hosts set "
+                f"{STORAGE_ENV}=redis://HOST:6379/0 to share them")
+    parts = urlsplit(uri)
+    return f"rate limits: shared through {parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
 # The blueprints with routes decorated with @limiter.limit.

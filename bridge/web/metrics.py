@@ -1,7 +1,13 @@
-"""Prometheus metrics. Counters are per process; queue and status gauges are read from the store
-at scrape time, so they agree across gunicorn workers."""
+"""Prometheus metrics, right across processes: queue and status gauges are read from the store at
+scrape time; the webhook counters are per process unless PROMETHEUS_MULTIPROC_DIR is set (as
+gunicorn.conf.py does), in which case every process writes its counters to files there and a
+scrape, whichever process answers it, sums them (prometheus_client's multiprocess mode). Every
+scrape names the host and process that answered (`kyc_bridge_scrape_info`)."""
 
 from __future__ import annotations
+
+import os
+import socket
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -9,6 +15,20 @@ from sqlalchemy import func, select
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 WEBHOOKS = Counter("kyc_webhooks_total", "Persona webhooks by outcome", ["outcome"], registry=REGISTRY)
+# Read once, as prometheus_client itself does when it is imported: the counters above are files
+# in that directory or plain values in this process, for the life of the process.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+HOST = socket.gethostname()
+
+
+def _counters() -> bytes:
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return generate_latest(merged)
 
 
 def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
@@ -17,6 +37,10 @@ def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
 
     jobs = GaugeMetricFamily("kyc_jobs", "Outbox jobs by kind and state", labels=["kind", "state"])
     inquiries = GaugeMetricFamily("kyc_inquiries", "Inquiries by status", labels=["status"])
+    answered = GaugeMetricFamily("kyc_bridge_scrape_info", "The host and process that answered this scrape",
+                                 labels=["host", "pid", "counters"])
+    answered.add_metric([HOST, str(os.getpid()),
+                         "all processes" if MULTIPROCESS else "this process"], 1)
     with transaction(runtime.sessions) as session:
         for kind, state, count in session.execute(
             select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
@@ -24,9 +48,9 @@ def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
             jobs.add_metric([kind, state], count)
         for status, count in session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)):
             inquiries.add_metric([status], count)
-    text = generate_latest(REGISTRY)
+    text = _counters()
     store = CollectorRegistry()
-    store.register(_Static([jobs, inquiries]))
+    store.register(_Static([jobs, inquiries, answered]))
     return text + generate_latest(store)
 
 

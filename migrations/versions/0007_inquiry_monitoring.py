@@ -1,7 +1,7 @@
 """Continuous monitoring: the report match in force on an inquiry, and the newest report event applied.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-06
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from bridge.store.models import UTCDateTime
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -16,6 +16,7 @@ import json
 import math
 import random
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -170,6 +171,20 @@ class _User:
     capabilities: frozenset[str]
 
 
+@dataclass
+class Hold:
+    """One request held by FakeFluentCRM.hold(): `arrived` is set when it comes in; it is handled
+    (as it would have been) once `release()` is called."""
+
+    method: str
+    path: re.Pattern[str]
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class _Route:
     def __init__(self, method: str, pattern: str, capability: str, handler: Callable[..., Reply]) -> None:
         self.method = method
@@ -216,6 +231,13 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         # Called (under the state lock) before a matched, authorised request is handled: tests
         # use it to play a concurrent writer, e.g. create the tag the client is about to create.
         self.before_handle: Callable[[str, str, Any], None] | None = None
+        # Called outside the lock, before anything else, with (method, route path, JSON body): for
+        # tests that make something happen elsewhere while this request is in flight.
+        self.on_arrival: Callable[[str, str, Any], None] | None = None
+        # Called outside the lock once a request was handled, with (method, route path, JSON body, status).
+        self.on_answered: Callable[[str, str, Any, int], None] | None = None
+        self._holds: list[Hold] = []
+        self._latency = (0.0, 0.0)
         self._routes = [
             _Route("GET", r"/tags", "fcrm_manage_contact_cats", self._list_tags),
             _Route("POST", r"/tags", "fcrm_manage_contact_cats", self._create_tag),
@@ -249,6 +271,36 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
     def _fault_body(self, status: int) -> Any:
         return CRITICAL_ERROR if status == 500 else MAINTENANCE_HTML if status == 503 else {
             "code": "injected_fault", "message": f"Injected {status}", "data": {"status": status}}
+
+    def hold(self, method: str, path: str) -> Hold:
+        """Hold the next request matching `method` and the route `path` (a regex over the path below
+        the API prefix, e.g. r"/subscribers/\\d+") before it is handled, until `release()`: the
+        test decides what happens meanwhile (a slow write racing a newer one)."""
+        held = Hold(method.upper(), re.compile(path + r"\Z"))
+        with self._lock:
+            self._holds.append(held)
+        return held
+
+    def slow_calls(self, low: float, high: float) -> None:
+        """Answer every request after a delay drawn uniformly from [low, high] seconds, as a busy
+        shared host does (the request is handled after the delay); slow_calls(0, 0) turns it off."""
+        with self._lock:
+            self._latency = (low, high)
+
+    def email_of(self, contact_id: int) -> str | None:
+        with self._lock:
+            contact = self._contacts.get(contact_id)
+            return contact.row["email"] if contact else None
+
+    def _maybe_hold(self, method: str, route_path: str) -> None:
+        with self._lock:
+            held = next((h for h in self._holds if h.method == method and h.path.match(route_path)), None)
+            if held is not None:
+                self._holds.remove(held)
+        if held is not None:
+            held.arrived.set()
+            while not held.released.wait(0.05) and not self._stopping.is_set():
+                pass
 
     # ------------------------------------------------------------------ seeding and inspection
 
@@ -319,6 +371,12 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
         path = request.path
         route_path = path[len(API_PREFIX):] if path.lower().startswith(API_PREFIX) else path
         route_path = route_path.rstrip("/")  # WordPress untrailingslashes the REST route
+        if self.on_arrival is not None:
+            self.on_arrival(method, route_path, parse_json(request, request.get_data(cache=True))[0])
+        self._maybe_hold(method, route_path)
+        low, high = self._latency
+        if high:
+            self._stopping.wait(random.uniform(low, high))
         self._maybe_delay(method, route_path)
         raw = request.get_data(cache=True)
         body_json, bad_json = parse_json(request, raw)
@@ -335,6 +393,8 @@ class FakeFluentCRM(LoopbackDouble[RecordedRequest]):
             if self._bench and 200 <= status < 300 and isinstance(body, dict):
                 body = {**body, "__bench": round(random.uniform(0.005, 0.2), 6)}
             payload = json.dumps(body).encode()
+        if self.on_answered is not None:
+            self.on_answered(method, route_path, body_json, status)
         return Response(payload, status=status, content_type=content_type, headers=headers)
 
     def _answer(self, method: str, path: str, route_path: str, request: Request, user: _User | None,
