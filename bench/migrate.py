@@ -14,6 +14,8 @@ In one run, for each size:
      the time goes (its own per-table timings);
   3. times `pgloader --with "prefetch rows = 1000" mysql://… postgresql://…` into another empty
      database, the same way (if pgloader is installed; `apt-get install -y pgloader`);
+     2 and 3 take turns for --rounds rounds (first one, then the other), each into a new empty
+     database, and the median round of each is reported: the machine's load drifts;
   4. times a second migrate-store run with nothing changed (the incremental run's floor) and one
      after 1 % new people and 1 % status changes on the source.
 
@@ -193,13 +195,15 @@ def count_rows(url: str, schema: str | None = None) -> int:
 def store_size_mb(database: str) -> float:
     engine = sa.create_engine(server_url("mariadb", database))
     with engine.connect() as conn:
+        for name in sa.inspect(conn).get_table_names():
+            conn.execute(sa.text(f"ANALYZE TABLE `{name}`"))  # refresh the sizes information_schema shows
         size = conn.execute(sa.text("SELECT SUM(data_length + index_length) FROM information_schema.tables "
                                     "WHERE table_schema = :s"), {"s": database}).scalar()
     engine.dispose()
     return float(size or 0) / 1e6
 
 
-def bench_size(people: int, batch_size: int, with_pgloader: bool) -> dict:
+def bench_size(people: int, batch_size: int, with_pgloader: bool, rounds: int) -> dict:
     tag = uuid.uuid4().hex[:8]
     source_db, ours_db, theirs_db = f"kyc_bench_mig_{tag}", f"kyc_bench_mig_{tag}_ours", f"kyc_bench_mig_{tag}_pgl"
     report: dict = {"people": people}
@@ -219,31 +223,55 @@ def bench_size(people: int, batch_size: int, with_pgloader: bool) -> dict:
         env = {**os.environ, "BRIDGE_DATABASE_URL": source, "BRIDGE_LOG_LEVEL": "WARNING"}
         command = [sys.executable, "-m", "bridge.app.cli", "migrate-store", "--to", server_url("postgres", ours_db),
                    "--batch-size", str(batch_size)]
-        ours = timed(command, env)
-        report["ours"] = {k: ours[k] for k in ("wall", "rss_mb", "cpu", "rc")}
-        print(f"migrate-store: rc {ours['rc']}, {ours['wall']:.1f} s wall, {report['rows'] / ours['wall']:,.0f} rows/s, "
-              f"peak RSS {ours['rss_mb']:.0f} MB, CPU {ours['cpu']:.1f} s (verification included)")
+        mysql = make_url(source)
+        pgloader = ["pgloader", "--with", "prefetch rows = 1000",
+                    f"mysql://{mysql.username}@{mysql.host}:{mysql.port or 3306}/{source_db}",
+                    f"postgresql://postgres@127.0.0.1:5432/{theirs_db}"]
+        ours_rounds, theirs_rounds = [], []
+        for round_ in range(rounds):
+            # Alternate who goes first: a shared machine's load drifts over minutes.
+            order = ["ours", "pgloader"] if round_ % 2 == 0 else ["pgloader", "ours"]
+            for who in order:
+                if who == "pgloader" and not with_pgloader:
+                    continue
+                database = ours_db if who == "ours" else theirs_db
+                admin("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+                admin("postgres", f"CREATE DATABASE {database}")
+                if who == "ours":
+                    ours = timed(command, env)
+                    ours_rounds.append(ours)
+                    print(f"  round {round_ + 1} migrate-store: rc {ours['rc']}, {ours['wall']:.1f} s, "
+                          f"RSS {ours['rss_mb']:.0f} MB", flush=True)
+                    if ours["rc"] != 0:
+                        print(ours["stdout"][-2000:], ours["stderr"][-2000:])
+                else:
+                    theirs = timed(pgloader, dict(os.environ))
+                    theirs["rows"] = count_rows(server_url("postgres", theirs_db), schema=source_db) \
+                        if theirs["rc"] == 0 else 0
+                    theirs_rounds.append(theirs)
+                    print(f"  round {round_ + 1} pgloader: rc {theirs['rc']}, {theirs['wall']:.1f} s, "
+                          f"RSS {theirs['rss_mb']:.0f} MB, {theirs['rows']:,} rows", flush=True)
+                    if theirs["rc"] != 0:
+                        print("  " + "\n  ".join(theirs["stderr"].splitlines()[-8:]))
+        ours = sorted(ours_rounds, key=lambda r: r["wall"])[len(ours_rounds) // 2]
+        report["ours"] = {k: ours[k] for k in ("wall", "rss_mb", "cpu", "rc")} | {
+            "walls": [round(r["wall"], 2) for r in ours_rounds]}
+        print(f"migrate-store (median of {len(ours_rounds)}): rc {ours['rc']}, {ours['wall']:.1f} s wall, "
+              f"{report['rows'] / ours['wall']:,.0f} rows/s, peak RSS {ours['rss_mb']:.0f} MB, CPU {ours['cpu']:.1f} s "
+              "(verification and audit chain check included); its own summary:")
         print("\n".join("  " + line for line in ours["stderr"].splitlines()
-                        if not line.startswith(("copy ", "verify ", "read "))))
-        if ours["rc"] != 0:
-            print(ours["stdout"][-2000:], ours["stderr"][-2000:])
-
-        if with_pgloader:
-            mysql = make_url(source)
-            theirs = timed(["pgloader", "--with", "prefetch rows = 1000",
-                            f"mysql://{mysql.username}@{mysql.host}:{mysql.port or 3306}/{source_db}",
-                            f"postgresql://postgres@127.0.0.1:5432/{theirs_db}"], dict(os.environ))
-            loaded = count_rows(server_url("postgres", theirs_db), schema=source_db) if theirs["rc"] == 0 else 0
-            report["pgloader"] = {k: theirs[k] for k in ("wall", "rss_mb", "cpu", "rc")} | {"rows": loaded}
-            print(f"pgloader (prefetch rows = 1000): rc {theirs['rc']}, {theirs['wall']:.1f} s wall, "
-                  f"{loaded / theirs['wall']:,.0f} rows/s, peak RSS {theirs['rss_mb']:.0f} MB, CPU {theirs['cpu']:.1f} s, "
-                  f"{loaded:,} rows loaded (no verification)")
-            if theirs["rc"] != 0:
-                print("  " + "\n  ".join(theirs["stderr"].splitlines()[-8:]))
-            else:
+                        if not line.startswith(("copy ", "verify ", "read ")) and "alembic" not in line))
+        if theirs_rounds:
+            theirs = sorted(theirs_rounds, key=lambda r: r["wall"])[len(theirs_rounds) // 2]
+            report["pgloader"] = {k: theirs[k] for k in ("wall", "rss_mb", "cpu", "rc", "rows")} | {
+                "walls": [round(r["wall"], 2) for r in theirs_rounds]}
+            print(f"pgloader --with 'prefetch rows = 1000' (median of {len(theirs_rounds)}): rc {theirs['rc']}, "
+                  f"{theirs['wall']:.1f} s wall, {theirs['rows'] / theirs['wall']:,.0f} rows/s, peak RSS "
+                  f"{theirs['rss_mb']:.0f} MB, CPU {theirs['cpu']:.1f} s, {theirs['rows']:,} rows (no verification)")
+            if theirs["rc"] == 0:
                 report["ratio"] = theirs["wall"] / ours["wall"]
-                print(f"ratio pgloader wall / migrate-store wall: {report['ratio']:.2f}× "
-                      f"(≥ 1.0: migrate-store, verification included, is as fast or faster)")
+                print(f"ratio pgloader wall / migrate-store wall: {report['ratio']:.2f}x "
+                      "(>= 1.0: migrate-store, verification included, is as fast or faster)")
 
         again = timed(command, env)
         report["rerun"] = {k: again[k] for k in ("wall", "rss_mb", "rc")}
@@ -268,13 +296,14 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1, help="also run at this multiple of --people (e.g. 4)")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--no-pgloader", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each tool per size (median)")
     args = parser.parse_args()
     with_pgloader = not args.no_pgloader and shutil.which("pgloader") is not None
     if not with_pgloader:
         print("pgloader: not installed (apt-get install -y pgloader) or --no-pgloader: not compared")
-    reports = [bench_size(args.people, args.batch_size, with_pgloader)]
+    reports = [bench_size(args.people, args.batch_size, with_pgloader, args.rounds)]
     if args.scale > 1:
-        reports.append(bench_size(args.people * args.scale, args.batch_size, with_pgloader))
+        reports.append(bench_size(args.people * args.scale, args.batch_size, with_pgloader, args.rounds))
     for report in reports:
         print("RESULT " + json.dumps(report))
 

@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex
 
 from bridge.store.transfer import lines
 from bridge.store.transfer.progress import Progress
@@ -39,7 +41,7 @@ class TableResult:
     source_rows: int = 0
     written: int = 0  # rows copied or upserted
     deleted: int = 0
-    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0, "compare": 0.0,
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0, "index": 0.0,
                                                                 "verify": 0.0})
 
 
@@ -107,6 +109,9 @@ class TargetTable:
                    for c in self.key_columns]
         self._order = sql.SQL(", ").join(ordered)
         self._key = ordered[0] if self.keys == 1 else sql.SQL("({})").format(self._order)
+        # The models' secondary indexes (not the key or unique constraints): built once after a
+        # first load instead of maintained row by row during it.
+        self.indexes = list(table.indexes)
         self._staged = sql.Identifier(f"_migrate_{table.name}")
         self._gone = sql.Identifier(f"_migrate_gone_{table.name}")
 
@@ -165,6 +170,20 @@ class TargetTable:
         match = sql.SQL(" AND ").join(sql.SQL("t.{0} = g.{0}").format(sql.Identifier(c.name)) for c in self.key_columns)
         cur.execute(sql.SQL("DELETE FROM {} AS t USING {} AS g WHERE {}").format(self._table, self._gone, match))
 
+    def drop_indexes(self, cur: psycopg.Cursor) -> None:
+        for index in self.indexes:
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
+
+    def create_indexes(self, cur: psycopg.Cursor) -> None:
+        """Every index of the models, as the migrations made it (a test keeps those equal)."""
+        for index in self.indexes:
+            cur.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=postgresql.dialect())))
+
+    def missing_indexes(self, cur: psycopg.Cursor) -> list[str]:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (self.name,))
+        present = {name for (name,) in cur.fetchall()}
+        return [index.name for index in self.indexes if index.name not in present]
+
     def reset_sequence(self, cur: psycopg.Cursor) -> None:
         if self.autoincrement is None:
             return
@@ -200,6 +219,10 @@ class TableTransfer:
         cur = target.cursor() if target is not None else None
         # The target holds nothing after its largest key: ranges beyond it need no look there.
         target_max = self.target.max_key(cur) if cur is not None else None
+        if cur is not None and target_max is None and self.progress.total > self.batch_size:
+            assert target is not None
+            with target.transaction():  # a first load: index once at the end (a kill before that: the next run)
+                self.target.drop_indexes(cur)
         low: Key | None = None
         began = time.monotonic()
         for keys, found in self._batches(source):
@@ -219,6 +242,9 @@ class TableTransfer:
             began = time.monotonic()
         if cur is not None:  # rows after the source's last key are gone from the source
             self.deletions.extend(_split(self.target.copy_out(cur, low, None, keys_only=True)))
+            began = time.monotonic()
+            self.target.create_indexes(cur)
+            self._clock("index", began)
         self.progress.finish()
 
     def _batches(self, source: Connection) -> Iterator[tuple[list[Key], list[bytes]]]:
@@ -290,6 +316,9 @@ class TableTransfer:
                     if data.count(b"\n") != r.rows or digest(data) != r.digest:
                         return self._first_difference(source, r, _split(data))
                     self.progress.advance(r.rows)
+                missing = self.target.missing_indexes(cur)
+                if missing:
+                    return f"{self.result.name}: index {missing[0]} is missing in the target"
                 extra = _split(self.target.copy_out(cur, self.ranges[-1].high if self.ranges else None, None,
                                                     keys_only=True))
                 if extra:
