@@ -201,7 +201,7 @@ def test_changes_on_the_live_source_arrive(database_url, target_url, client, con
     assert post_raw(client, body).status_code == 200  # needs_review → approved, in place
     assert client.post("/api/v1/contacts/person1@example.com/erase", headers=admin_headers()).status_code == 200
     with runtime.engine.begin() as conn:  # a row deleted at the source (as a purge that deletes would)
-        gone = conn.execute(sa.text("SELECT max(id) FROM kyc_jobs")).scalar()
+        gone = conn.execute(sa.text("SELECT min(id) FROM kyc_jobs")).scalar()  # copied by the first run
         conn.execute(sa.text("DELETE FROM kyc_jobs WHERE id = :id"), {"id": gone})
 
     result = migrate_store(database_url, target_url)
@@ -311,3 +311,47 @@ def test_refuses_a_target_holding_another_bridges_data(database_url, target_url,
 def test_refuses_a_target_that_is_not_postgresql(database_url, tmp_path, client, config):
     result = migrate_store(database_url, f"sqlite:///{tmp_path / 'other.db'}")
     assert result.exit_code == 2 and "must be PostgreSQL" in result.stderr
+
+
+@SOURCES
+def test_writes_during_a_run_wait_for_the_next_one(database_url, target_url, client, config, runtime):
+    """The bridge keeps writing while a run reads: the run copies its snapshot (a consistent one:
+    no consent without its contact), and the next run brings what came after."""
+    populate(client, config, people=2)
+
+    class WriteWhenConsentsStart(transfer.Progress):
+        def start(self, phase: str, table: str, total: int) -> None:
+            if (phase, table) == ("copy", "kyc_consents"):  # contacts are copied, consents not yet
+                add_person(client, config, 50, first_name="Mid-run")  # a new contact, consent, events
+            super().start(phase, table, total)
+
+    first = transfer.run(database_url, target_url, progress=WriteWhenConsentsStart(open(os.devnull, "w")))
+    assert first.identical, first.difference
+    engine = make_engine(target_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM kyc_contacts WHERE first_name = 'Mid-run'")).scalar() == 0
+    second = migrate_store(database_url, target_url)
+    assert second.exit_code == 0, second.output
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM kyc_contacts WHERE first_name = 'Mid-run'")).scalar() == 1
+    engine.dispose()
+    assert_identical(database_url, target_url)
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_lines_otherwise():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, expected in ((Terminal(), "\r[############............] copy kyc_events: 5/10 rows"),
+                             (io.StringIO(), "copy kyc_events: 5/10 rows")):
+        progress = transfer.Progress(stream, interval=0)
+        progress.interval = 0
+        progress.start("copy", "kyc_events", 10)
+        progress.advance(5)
+        assert expected in stream.getvalue() and "rows/s, ETA" in stream.getvalue()
+        progress.advance(5)
+        progress.finish()
+        assert stream.getvalue().endswith(" s\n") or stream.getvalue().endswith(" s\x1b[K\n")

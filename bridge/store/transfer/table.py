@@ -33,6 +33,7 @@ class Range:
     high: Key
     rows: int
     digest: bytes
+    equal: bool = False  # the target held exactly these rows when this run compared them: nothing written
 
 
 @dataclass
@@ -283,6 +284,7 @@ class TableTransfer:
                      fresh: bool, kill: list[int]) -> None:
         held_data = b"" if fresh else self.target.copy_out(cur, low, high)
         if held_data == data:
+            self.ranges[-1].equal = True
             return
         kill[0] -= 1
         if not held_data:
@@ -312,6 +314,9 @@ class TableTransfer:
         try:
             with target.cursor() as cur:
                 for r in self.ranges:
+                    if r.equal:  # read and found equal by this run, after its snapshot, and untouched since
+                        self.progress.advance(r.rows)
+                        continue
                     data = self.target.copy_out(cur, r.low, r.high)
                     if data.count(b"\n") != r.rows or digest(data) != r.digest:
                         return self._first_difference(source, r, _split(data))
