@@ -158,7 +158,35 @@ def change_some(url: str, people: int, fraction: float) -> None:
     engine.dispose()
 
 
+def _cpu_seconds(pid: int, children: bool) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds so far of the MariaDB server and of PostgreSQL (the postmaster with its reaped
+    backends, plus the live ones). Shared servers: other users' work counts too."""
+    found = {"mariadb": 0.0, "postgres": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if command.endswith("mariadbd") or command.endswith("mysqld"):
+                found["mariadb"] += _cpu_seconds(int(entry.name), False)
+            elif command.endswith("/postgres") and parent == 1:
+                found["postgres"] += _cpu_seconds(int(entry.name), True)
+            elif command.startswith("postgres:"):
+                found["postgres"] += _cpu_seconds(int(entry.name), False)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def timed(command: list[str], env: dict[str, str]) -> dict:
+    servers_before = server_cpu()
     began = time.monotonic()
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out_lines: list[str] = []
@@ -178,7 +206,11 @@ def timed(command: list[str], env: dict[str, str]) -> dict:
     for t in threads:
         t.join()
     process.returncode = os.waitstatus_to_exitcode(status)
+    servers_after = server_cpu()
     return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            "mariadb_cpu": servers_after["mariadb"] - servers_before["mariadb"],
+            "postgres_cpu": servers_after["postgres"] - servers_before["postgres"],
+            "load": os.getloadavg()[0],
             "rc": process.returncode, "stdout": "".join(out_lines), "stderr": "".join(err_lines)}
 
 
@@ -241,7 +273,8 @@ def bench_size(people: int, batch_size: int, with_pgloader: bool, rounds: int) -
                     ours = timed(command, env)
                     ours_rounds.append(ours)
                     print(f"  round {round_ + 1} migrate-store: rc {ours['rc']}, {ours['wall']:.1f} s, "
-                          f"RSS {ours['rss_mb']:.0f} MB", flush=True)
+                          f"RSS {ours['rss_mb']:.0f} MB, CPU {ours['cpu']:.1f} s + MariaDB {ours['mariadb_cpu']:.1f} s "
+                          f"+ PostgreSQL {ours['postgres_cpu']:.1f} s, load {ours['load']:.1f}", flush=True)
                     if ours["rc"] != 0:
                         print(ours["stdout"][-2000:], ours["stderr"][-2000:])
                 else:
@@ -250,11 +283,13 @@ def bench_size(people: int, batch_size: int, with_pgloader: bool, rounds: int) -
                         if theirs["rc"] == 0 else 0
                     theirs_rounds.append(theirs)
                     print(f"  round {round_ + 1} pgloader: rc {theirs['rc']}, {theirs['wall']:.1f} s, "
-                          f"RSS {theirs['rss_mb']:.0f} MB, {theirs['rows']:,} rows", flush=True)
+                          f"RSS {theirs['rss_mb']:.0f} MB, CPU {theirs['cpu']:.1f} s + MariaDB "
+                          f"{theirs['mariadb_cpu']:.1f} s + PostgreSQL {theirs['postgres_cpu']:.1f} s, "
+                          f"load {theirs['load']:.1f}, {theirs['rows']:,} rows", flush=True)
                     if theirs["rc"] != 0:
                         print("  " + "\n  ".join(theirs["stderr"].splitlines()[-8:]))
         ours = sorted(ours_rounds, key=lambda r: r["wall"])[len(ours_rounds) // 2]
-        report["ours"] = {k: ours[k] for k in ("wall", "rss_mb", "cpu", "rc")} | {
+        report["ours"] = {k: ours[k] for k in ("wall", "rss_mb", "cpu", "mariadb_cpu", "postgres_cpu", "rc")} | {
             "walls": [round(r["wall"], 2) for r in ours_rounds]}
         print(f"migrate-store (median of {len(ours_rounds)}): rc {ours['rc']}, {ours['wall']:.1f} s wall, "
               f"{report['rows'] / ours['wall']:,.0f} rows/s, peak RSS {ours['rss_mb']:.0f} MB, CPU {ours['cpu']:.1f} s "
@@ -263,7 +298,7 @@ def bench_size(people: int, batch_size: int, with_pgloader: bool, rounds: int) -
                         if not line.startswith(("copy ", "verify ", "read ")) and "alembic" not in line))
         if theirs_rounds:
             theirs = sorted(theirs_rounds, key=lambda r: r["wall"])[len(theirs_rounds) // 2]
-            report["pgloader"] = {k: theirs[k] for k in ("wall", "rss_mb", "cpu", "rc", "rows")} | {
+            report["pgloader"] = {k: theirs[k] for k in ("wall", "rss_mb", "cpu", "mariadb_cpu", "postgres_cpu", "rc", "rows")} | {
                 "walls": [round(r["wall"], 2) for r in theirs_rounds]}
             print(f"pgloader --with 'prefetch rows = 1000' (median of {len(theirs_rounds)}): rc {theirs['rc']}, "
                   f"{theirs['wall']:.1f} s wall, {theirs['rows'] / theirs['wall']:,.0f} rows/s, peak RSS "

@@ -355,3 +355,29 @@ def test_progress_draws_a_bar_on_a_terminal_and_lines_otherwise():
         progress.advance(5)
         progress.finish()
         assert stream.getvalue().endswith(" s\n") or stream.getvalue().endswith(" s\x1b[K\n")
+
+
+@MARIADB
+def test_refuses_a_target_with_rows_it_did_not_copy(database_url, target_url, client, config):
+    """No audit chain to compare (rows but no entries): only a target migrate-store marked as its
+    own may hold rows."""
+    populate(client, config, people=1)
+    migrate.upgrade(target_url)
+    engine = make_engine(target_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO kyc_contacts (email, created_at, updated_at) "
+                             "VALUES ('someone@else.example', now(), now())"))
+    engine.dispose()
+    result = migrate_store(database_url, target_url)
+    assert result.exit_code == 2 and "did not copy" in result.stderr, result.output
+
+
+@MARIADB
+def test_a_broken_audit_chain_fails_the_run_even_when_copied_faithfully(database_url, target_url, client, config,
+                                                                       runtime):
+    populate(client, config, people=2)
+    with runtime.engine.begin() as conn:  # tampered at the source: the copy is exact, the chain is not
+        conn.execute(sa.text("UPDATE kyc_audit_log SET action = 'tampered' WHERE seq = 2"))
+    result = migrate_store(database_url, target_url)
+    assert result.exit_code == 1
+    assert "NOT identical: kyc_audit_log: audit chain broken at entry 2" in result.stderr, result.output
