@@ -129,9 +129,14 @@ def assert_identical(source_url: str, target_url: str) -> None:
             assert mine == theirs, name  # field by field: tuples of typed values
 
 
+CONTROL_TEXT = "a\\b\tc\nd\re\x08f\x0cg\x0bh \\N \\\\ \x01\x1f end"  # every COPY escape, and \N as text
+
+
 @SOURCES
-def test_round_trip_of_tricky_values_is_exact(database_url, target_url, client, config):
+def test_round_trip_of_tricky_values_is_exact(database_url, target_url, client, config, runtime):
     populate(client, config)
+    with runtime.engine.begin() as conn:  # control characters no API would let through, stored all the same
+        conn.execute(sa.text("UPDATE kyc_jobs SET last_error = :text WHERE id = 1"), {"text": CONTROL_TEXT})
     result = migrate_store(database_url, target_url)
     assert result.exit_code == 0, result.output
     assert "identical" in result.stdout and "audit chain intact" in result.stdout
@@ -140,6 +145,7 @@ def test_round_trip_of_tricky_values_is_exact(database_url, target_url, client, 
     # And in PostgreSQL's own terms (psycopg, no model types): the text, zones, booleans and hashes.
     engine = make_engine(target_url)
     with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT last_error FROM kyc_jobs WHERE id = 1")).scalar() == CONTROL_TEXT
         names = set(conn.execute(sa.text("SELECT first_name FROM kyc_contacts")).scalars())
         assert set(TRICKY_NAMES) | {None} == names
         payloads = list(conn.execute(sa.text("SELECT payload FROM kyc_events WHERE payload LIKE '%notes%'")).scalars())

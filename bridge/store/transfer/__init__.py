@@ -14,10 +14,13 @@ tables and columns added later are copied without changes here):
   upserted and the target's extra rows are deleted (after all tables, children first). Each range
   is one target transaction, so a kill -9 loses at most the range in flight and a new run skips
   what is already there: resuming and an incremental run on a live source are the same run.
-* Then sequences are set past the largest id, and every range is verified: the target prints its
-  rows again (COPY TO) and their count and digest are compared with the source's (same snapshot).
-  A difference names the table, its first differing key and column. Then the caller's audit chain
-  check runs on the target.
+* A first load drops the models' secondary indexes of a table and builds them after it; every
+  run creates any that are missing.
+* Then sequences are set past the largest id, and every range this run wrote is verified: the
+  target prints its rows again (COPY TO) and their count and digest are compared with the
+  source's (same snapshot); ranges this run read from the target and found equal were verified
+  by that read. A difference names the table, its first differing key and column. The caller's
+  audit chain check runs on the target in a forked process as soon as the audit tables are final.
 
 Timestamps: the bridge stores naive UTC everywhere (DATETIME(6) on MariaDB, `timestamp without time
 zone` on PostgreSQL, text on SQLite); neither column type depends on a session time zone, and values

@@ -120,13 +120,23 @@ class Dialect:
 
 
 class MariaDB(Dialect):
+    """Everything as bytes: the escapes are ASCII bytes, which never occur inside a multi-byte
+    UTF-8 character, and REPLACE on binary strings compares bytes (on utf8mb4 strings it walks
+    characters, which made the server's share of a copy several times larger)."""
+
     name = "mysql"
 
     def char(self, code: int) -> str:
-        return f"CHAR({code} USING utf8mb4)"
+        return f"X'{code:02X}'"
+
+    def literal(self, value: str) -> str:
+        return "X'" + value.encode("utf-8").hex().upper() + "'"
 
     def concat(self, parts: list[str]) -> str:
         return f"CONCAT({', '.join(parts)})"
+
+    def text(self, column: str) -> str:
+        return super().text(f"CAST({column} AS BINARY)")
 
     def finish(self, expr: str) -> str:
         return f"CAST({expr} AS BINARY)"  # UTF-8 bytes: the driver hands them over undecoded
