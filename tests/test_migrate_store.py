@@ -26,7 +26,7 @@ from bridge.runtime import Runtime
 from bridge.store import migrate, transfer
 from bridge.store.engine import make_engine, normalize_url
 from bridge.web import create_app
-from conftest import SERVER_URLS, admin_headers, make_settings, new_id, signed_headers, unavailable
+from conftest import SERVER_URLS, admin_headers, database_url_for, make_settings, new_id, signed_headers, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123000, tzinfo=timezone.utc)  # a DST change in Europe
@@ -121,6 +121,18 @@ def table_rows(url: str) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
+def schema_of(url: str) -> dict[str, tuple]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        found = {t.name: (sorted((i["name"], tuple(i["column_names"]), i["unique"]) for i in inspector.get_indexes(t.name)),
+                          sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(t.name)),
+                          sorted(str(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(t.name)))
+                 for t in transfer.bridge_tables()}
+    engine.dispose()
+    return found
+
+
 def assert_identical(source_url: str, target_url: str) -> None:
     source, target = table_rows(source_url), table_rows(target_url)
     for name, rows in source.items():
@@ -174,7 +186,8 @@ def test_mariadb_is_read_as_utf8mb4_whatever_the_url_says(database_url, target_u
 
 
 @SOURCES
-def test_kill_9_mid_copy_then_resume_is_identical_without_duplicates(database_url, target_url, client, config):
+def test_kill_9_mid_copy_then_resume_is_identical_without_duplicates(database_url, target_url, client, config,
+                                                                    tmp_path, server_databases):
     populate(client, config, people=12)
     command = [sys.executable, "-m", "bridge.app.cli", "migrate-store", "--to", target_url, "--batch-size", "4"]
     env = {**os.environ, "BRIDGE_DATABASE_URL": database_url, transfer.KILL_HOOK: "5"}
@@ -188,6 +201,8 @@ def test_kill_9_mid_copy_then_resume_is_identical_without_duplicates(database_ur
     resumed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert_identical(database_url, target_url)  # equal lists: no row twice, none missing
+    # The indexes and unique constraints a first load drops for speed are all back.
+    assert schema_of(target_url) == schema_of(database_url_for("postgres", tmp_path, server_databases))
 
     again = migrate_store(database_url, target_url)  # nothing changed: nothing written
     assert again.exit_code == 0, again.output
