@@ -566,6 +566,36 @@ def retention_purge() -> None:
     click.echo(f"dropped {count} webhook bodies received before {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
+@main.command("migrate-store")
+@click.option("--to", "target_url", required=True, help="PostgreSQL URL of the target store.")
+@click.option("--batch-size", default=5000, show_default=True, type=int,
+              help="Rows per key range: one read, one COPY, one digest, one target transaction.")
+@click.option("--verify-only", is_flag=True, help="Compare source and target; write nothing.")
+def migrate_store(target_url: str, batch_size: int, verify_only: bool) -> None:
+    """Copy BRIDGE_DATABASE_URL's bridge tables into URL (resumable, incremental), then verify:
+    exit 0 only when source and target are identical, 1 naming the first difference, 2 when refused."""
+    from bridge.store import transfer
+
+    def chain_check(session):  # type: ignore[no-untyped-def]
+        report = audit.verify(session)
+        if report.ok:
+            return True, f"audit chain intact: {report.checked} entries"
+        return False, f"audit chain broken at entry {report.first_broken}: {report.problem}"
+
+    try:
+        result = transfer.run(database_url(), target_url, batch_size=batch_size, verify_only=verify_only,
+                              chain_check=chain_check)
+    except transfer.Refusal as exc:
+        click.echo(f"migrate-store refused: {exc}", err=True)
+        sys.exit(2)
+    for line in transfer.summary(result):
+        click.echo(line, err=True)
+    if not result.identical:
+        click.echo(f"NOT identical: {result.difference}", err=True)
+        sys.exit(1)
+    click.echo(f"identical: source and target hold the same rows; target {result.chain}")
+
+
 def run() -> None:
     """Console entry point: store outages end with a message, not a traceback."""
     try:
