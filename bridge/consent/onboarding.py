@@ -378,10 +378,22 @@ class KycAnswer:
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
     """The person's standing for gating: an approval (highest level, newest) wins; otherwise the
     newest inquiry; `not_started` when there is none."""
-    query = select(Inquiry).join(Contact, Contact.id == Inquiry.contact_id).where(Contact.email == email)
+    return kyc_statuses(session, [email], user_type)[email]
+
+
+def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None) -> dict[str, KycAnswer]:
+    """`kyc_status` of several normalised emails, in one query."""
+    query = (select(Contact.email, Inquiry).join(Contact, Contact.id == Inquiry.contact_id)
+             .where(Contact.email.in_(addresses)))
     if user_type:
         query = query.where(Inquiry.user_type == user_type)
-    inquiries = session.scalars(query).all()
+    found: dict[str, list[Inquiry]] = {}
+    for email, inquiry in session.execute(query):
+        found.setdefault(email, []).append(inquiry)
+    return {email: _standing(email, found.get(email, []), user_type) for email in addresses}
+
+
+def _standing(email: str, inquiries: list[Inquiry], user_type: str | None) -> KycAnswer:
     if not inquiries:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
     approved = [i for i in inquiries if i.status == Status.APPROVED.value]

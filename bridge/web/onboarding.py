@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from bridge.kyc import emails, link_tokens
+from bridge.kyc import link_tokens
 from bridge.consent import onboarding, privacy
 from bridge import queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
 from bridge.kyc.timestamps import iso_utc
-from bridge.web.common import error, has_admin_token, require_admin_token, runtime
+from bridge.web.common import error, has_token, path_email, require_admin_token, require_read_token, runtime
 from bridge.web.limits import limiter, link_key, per_ip, per_link
 
 bp = Blueprint("onboarding", __name__, url_prefix="/api/v1")
@@ -65,13 +65,13 @@ def start(req: onboarding.SessionRequest):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/sessions")
-@limiter.limit(per_ip, exempt_when=has_admin_token)
-@limiter.limit(per_link, key_func=link_key, exempt_when=has_admin_token)
+@limiter.limit(per_ip, exempt_when=has_token)
+@limiter.limit(per_link, key_func=link_key, exempt_when=has_token)
 def create_session():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
         body = _json_body()
-        trusted = has_admin_token()  # server to server: the caller reports the visitor's ip and agent
+        trusted = has_token()  # server to server (either token: the site's front end may hold the read one): the caller reports the visitor's ip and agent
         if isinstance(body.get("link_token"), str):
             target = onboarding.resolve_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key,
                                              token=body["link_token"], now=rt.clock())
@@ -104,7 +104,7 @@ def create_session():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/links")
-@require_admin_token
+@require_read_token
 def create_link():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
@@ -120,16 +120,11 @@ def create_link():  # type: ignore[no-untyped-def]
     return jsonify({"url": link.url, "expires_at": iso_utc(link.expires_at)}), 201
 
 
-def _path_email(raw: str) -> str:
-    """The normalised email of a /contacts/<email>/… path; 400 when it is not one."""
-    email = emails.normalize(raw)
-    if email is None:
-        abort(400, description="not an email address")
-    return email  # type: ignore[return-value]
+_path_email = path_email  # shared with bridge/web/contacts.py
 
 
 @bp.get("/contacts/<path:raw_email>/kyc")
-@require_admin_token
+@require_read_token
 def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     user_type = request.args.get("user_type") or None
@@ -152,7 +147,7 @@ def withdraw_consent(raw_email: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/consent-text")
-@require_admin_token
+@require_read_token
 def consent_text():  # type: ignore[no-untyped-def]
     text = runtime().config.consent
     return jsonify({"version": text.version, "sha256": text.sha256, "intro": text.intro,
