@@ -36,6 +36,7 @@ require_once __DIR__ . '/includes/class-kyc-lookup.php';
 require_once __DIR__ . '/includes/class-frontend.php';
 require_once __DIR__ . '/includes/class-rest.php';
 require_once __DIR__ . '/includes/class-admin-page.php';
+require_once __DIR__ . '/includes/class-admin-actions.php';
 require_once __DIR__ . '/includes/class-privacy.php';
 require_once __DIR__ . '/includes/class-lifecycle.php';
 require_once __DIR__ . '/includes/class-plugin.php';
