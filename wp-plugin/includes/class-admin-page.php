@@ -537,8 +537,14 @@ final class Admin_Page {
 			echo '<p class="kycb-funnel-outside">' . esc_html( sprintf( _n( 'Not in the funnel: %s person known only from a Persona webhook (no consent recorded here).', 'Not in the funnel: %s people known only from a Persona webhook (no consent recorded here).', $outside, 'kyc-bridge' ), number_format_i18n( $outside ) ) ) . '</p>';
 		}
 		if ( null !== $median ) {
-			/* translators: %s: hours. */
-			echo '<p class="kycb-median">' . esc_html( sprintf( __( 'Median time to a decision: %s hours.', 'kyc-bridge' ), number_format_i18n( $median, 1 ) ) ) . '</p>';
+			if ( $median < 1 ) {
+				/* translators: %s: minutes. */
+				$text = sprintf( __( 'Median time from the start to a decision: %s minutes.', 'kyc-bridge' ), number_format_i18n( max( 1, round( $median * 60 ) ) ) );
+			} else {
+				/* translators: %s: hours. */
+				$text = sprintf( __( 'Median time from the start to a decision: %s hours.', 'kyc-bridge' ), number_format_i18n( $median, 1 ) );
+			}
+			echo '<p class="kycb-median">' . esc_html( $text ) . '</p>';
 		}
 		echo '</section>';
 	}
