@@ -240,6 +240,8 @@ final class Settings {
 			esc_attr( $saved )
 		);
 		echo '<p class="description" id="kycb_bridge_token_help">';
+		esc_html_e( 'The bridge\'s BRIDGE_ADMIN_TOKEN (everything), or its BRIDGE_READ_TOKEN (verification and gating only, no admin page).', 'kyc-bridge' );
+		echo ' ';
 		if ( '' === $saved ) {
 			esc_html_e( 'No token saved yet.', 'kyc-bridge' );
 		} else {
@@ -410,6 +412,15 @@ final class Settings {
 				'ok'      => false,
 				'code'    => $text->get_error_code(),
 				'message' => $text->get_error_message(),
+			);
+		}
+		// Which token: the read-only one serves the front end (verify, gate, Users column) only.
+		$admin = $client->request( 'GET', '/api/v1/stats' );
+		if ( is_wp_error( $admin ) && 'kycb_read_only_token' === $admin->get_error_code() ) {
+			return array(
+				'ok'      => true,
+				'code'    => 'ok_read_only',
+				'message' => __( 'Connected with the read-only token (BRIDGE_READ_TOKEN): verification, gated content and the Users column work; the KYC Verifications page and its actions need BRIDGE_ADMIN_TOKEN.', 'kyc-bridge' ),
 			);
 		}
 		return array(
