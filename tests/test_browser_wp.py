@@ -441,3 +441,64 @@ def test_polish_gate_layout_dialog_buttons_and_status_label(wordpress, browser, 
     finally:
         context.close()
     assert not wordpress.plugin_log_problems(log_from)
+
+
+def test_self_service_status_and_withdrawal_on_the_page_and_the_profile(wordpress, browser, bridge) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17, item 4: a person sees their KYC state ([kyc_status], profile) and withdraws consent;
+    the bridge records it and queues the CRM sync that removes the KYC tags."""
+    log_from = wordpress.log_offset()
+    carol = wordpress.info["users"]["carol"]
+    bridge.seed(inquiry_id="inq_browserself01", user_type="customer", email=carol["email"],
+                statuses=["created", "completed", "approved"])
+    wordpress.set_options()  # drops cached answers
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = log_in(context, wordpress, "carol")
+        page.goto(wordpress.url + "/wp-admin/profile.php")
+        section = page.locator(".kycb-self")
+        assert section.locator(".kycb-status").get_attribute("data-status") == "approved"
+        assert section.locator(".kycb-status-label").inner_text() == "Verified"
+        screenshot(page, "wp-profile-kyc.png")
+
+        page.goto(wordpress.info["pages"]["kyc-my-status"])
+        assert page.locator(".kycb-self .kycb-status-label").inner_text() == "Verified"
+        button = page.get_by_role("button", name="Withdraw consent")
+        button.click()  # without the tick: the browser's required check keeps the form here
+        assert not bridge.api("GET", f"/api/v1/contacts/{carol['email']}/kyc").json()["consent_withdrawn"]
+        page.get_by_label("Yes, I withdraw my consent.").check()
+        button.click()
+        page.wait_for_load_state()
+        assert page.locator(".kycb-self-notice").inner_text() == "Your consent is withdrawn."
+        assert "You have withdrawn your consent" in page.locator(".kycb-withdrawn").inner_text()
+        assert page.get_by_role("button", name="Withdraw consent").count() == 0
+        screenshot(page, "wp-self-service-withdrawn.png")
+        assert bridge.api("GET", f"/api/v1/contacts/{carol['email']}/kyc").json()["consent_withdrawn"] is True
+        jobs = bridge.api("GET", f"/api/v1/contacts/{carol['email']}").json()["jobs"]
+        assert any(j["kind"] == "crm.sync" for j in jobs)
+
+        # The profile says the same, and offers no second withdrawal.
+        page.goto(wordpress.url + "/wp-admin/profile.php")
+        assert page.locator(".kycb-self .kycb-withdrawn").count() == 1
+        assert page.locator("#kycb-withdraw-form").count() == 1  # outside the profile form
+        assert page.evaluate("!document.querySelector('#your-profile #kycb-withdraw-form')")
+        context.close()
+
+        # From the profile page: the controls belong to the form outside the profile form.
+        bob = wordpress.info["users"]["bob"]
+        bridge.seed(inquiry_id="inq_browserself02", user_type="vendor", email=bob["email"],
+                    statuses=["created", "completed", "needs_review"])
+        wordpress.set_options()
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = log_in(context, wordpress, "bob")
+        page.goto(wordpress.url + "/wp-admin/profile.php")
+        assert page.locator(".kycb-self .kycb-status-label").inner_text() == "Checking"
+        page.get_by_label("Yes, I withdraw my consent.").check()
+        page.get_by_role("button", name="Withdraw consent").click()
+        page.wait_for_load_state()
+        assert "profile.php" in page.url
+        assert page.locator(".kycb-notice p").inner_text() == "Your consent is withdrawn."
+        assert bridge.api("GET", f"/api/v1/contacts/{bob['email']}/kyc").json()["consent_withdrawn"] is True
+        screenshot(page, "wp-profile-withdrawn.png")
+    finally:
+        context.close()
+    assert not wordpress.plugin_log_problems(log_from)

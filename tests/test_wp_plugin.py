@@ -110,6 +110,8 @@ def seed_bridge(bridge) -> dict:  # type: ignore[no-untyped-def]
         "admin_actions": ("investor", ["created", "completed", "approved"]),
         "admin_erase": ("customer", ["created", "completed", "approved"]),
         "admin_export": ("vendor", ["created", "completed", "declined"]),
+        "self_withdraw": ("customer", ["created", "completed", "approved"]),
+        "self_readonly": ("vendor", ["created", "completed", "approved"]),
     }
     seeded = {}
     for key, (user_type, statuses) in people.items():
@@ -170,5 +172,5 @@ def test_site_pages_render_without_php_notices(wordpress) -> None:  # type: igno
     for url in wordpress.info["pages"].values():
         answer = requests.get(url, timeout=30)
         assert answer.status_code == 200, url
-        assert "kycb-verify" in answer.text, url
+        assert "kycb-verify" in answer.text or "kycb-self" in answer.text, url
     assert not wordpress.plugin_log_problems(log_from)

@@ -326,4 +326,15 @@ final class Bridge_Client {
 	public function resend_link( $email, $user_type = '' ) {
 		return $this->request( 'POST', '/api/v1/contacts/' . rawurlencode( $email ) . '/resend-link', '' === $user_type ? array() : array( 'user_type' => $user_type ) );
 	}
+
+	/**
+	 * Record a person's withdrawal of consent (the bridge then removes their KYC tags in
+	 * FluentCRM and asks Persona to redact). Works with the read-only token too.
+	 *
+	 * @param string $email Email address.
+	 * @return array|WP_Error {status: withdrawn}; 404 when the bridge holds no consent.
+	 */
+	public function withdraw_consent( $email ) {
+		return $this->request( 'DELETE', '/api/v1/contacts/' . rawurlencode( $email ) . '/consent' );
+	}
 }

@@ -20,6 +20,11 @@ final class Plugin {
 	public static function register() {
 		add_action( 'init', array( self::class, 'load_textdomain' ) );
 		add_action( 'init', array( Frontend::class, 'register' ) );
+		add_action( 'init', array( Self_Service::class, 'register' ) );
+		add_action( 'show_user_profile', array( Self_Service::class, 'profile_section' ) );
+		add_action( 'admin_footer-profile.php', array( Self_Service::class, 'profile_form' ) );
+		add_action( 'load-profile.php', array( Self_Service::class, 'load_profile' ) );
+		add_action( 'admin_post_' . Self_Service::ACTION, array( Self_Service::class, 'handle' ) );
 		add_action( 'rest_api_init', array( Rest::class, 'register_routes' ) );
 
 		add_action( 'admin_init', array( Settings::class, 'register' ) );
