@@ -261,7 +261,7 @@ def test_link_sessions_are_rate_limited_per_link(client, runtime):
 def test_gating_lookup(client, config):
     unknown = client.get("/api/v1/contacts/nobody@example.com/kyc", headers=admin_headers()).get_json()
     assert unknown == {"email": "nobody@example.com", "status": "not_started", "user_type": None,
-                       "level": None, "decided_at": None}
+                       "level": None, "decided_at": None, "consent_withdrawn": False}
     reference = start(client, user_type="customer").get_json()["reference_id"]
     webhook(client, config, "inq_cust", "approved", minutes_ago=10, reference_id=reference, user_type="customer")
     webhook(client, config, "inq_inv", "pending", minutes_ago=1, reference_id=reference)
@@ -278,9 +278,10 @@ def test_withdrawal_stops_crm_effects(client, runtime, config, monkeypatch):
     response = client.delete("/api/v1/contacts/new.person@example.com/consent", headers=admin_headers())
     assert response.status_code == 200
     webhook(client, config, "inq_w", "approved", reference_id=reference)
-    # both the CRM sync and the n8n event stop
-    assert [(o.kind, o.detail) for o in Worker(runtime).drain()] == [("crm.sync", "skipped: consent withdrawn"),
-                                                                     ("n8n.event", "skipped: consent withdrawn")]
+    # the CRM sync attaches nothing (it only takes KYC tags away) and the n8n event stops
+    outcomes = [(o.kind, o.detail) for o in Worker(runtime).drain()]
+    assert outcomes[0][0] == "crm.sync" and outcomes[0][1].startswith("dry run: would attach -; detach ")
+    assert outcomes[1:] == [("n8n.event", "skipped: consent withdrawn")]
     with runtime.sessions() as session:
         assert session.scalars(sa.select(Consent.withdrawn_at)).one() is not None
     assert client.delete("/api/v1/contacts/unknown@example.com/consent", headers=admin_headers()).status_code == 404

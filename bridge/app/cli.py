@@ -190,7 +190,9 @@ def consent_withdraw(email: str) -> None:
 
     runtime = load_runtime()
     try:
-        known = onboarding.withdraw_consent(runtime.sessions, email, now=runtime.clock())
+        known = onboarding.withdraw_consent(runtime.sessions, email, now=runtime.clock(),
+                                            max_attempts=runtime.config.max_attempts,
+                                            redact_at_persona=bool(runtime.settings.persona_api_key))
     except onboarding.OnboardingError as exc:
         raise click.ClickException(str(exc)) from None
     if not known:

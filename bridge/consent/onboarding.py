@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
+from bridge.consent import privacy
 from bridge.kyc import emails, link_tokens
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
@@ -342,8 +343,11 @@ def resolve_link(sessions: sessionmaker[Session], config: Config, *, secret_key:
 # --- withdrawal and gating ----------------------------------------------------------------------
 
 
-def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: datetime) -> bool:
-    """Record a withdrawal; further CRM and n8n effects for the person stop. False if unknown."""
+def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: datetime, max_attempts: int = 8,
+                     redact_at_persona: bool = False) -> bool:
+    """Record a withdrawal; further CRM and n8n effects for the person stop. A CRM sync of their
+    newest inquiry takes away the KYC tags in FluentCRM, and with `redact_at_persona` Persona is
+    asked to redact their inquiries, as an erasure does. False if the email is unknown."""
     normalized = emails.normalize(email)
     if normalized is None:
         raise OnboardingError("email", "email is not a valid email address")
@@ -351,11 +355,18 @@ def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: dateti
         contact = session.scalars(select(Contact).where(Contact.email == normalized).with_for_update()).one_or_none()
         if contact is None:
             return False
-        contact.consent_withdrawn_at = now
+        contact.consent_withdrawn_at = contact.consent_withdrawn_at or now
         for consent in session.scalars(select(Consent).where(Consent.contact_id == contact.id,
                                                              Consent.withdrawn_at.is_(None))):
             consent.withdrawn_at = now
-        audit.append(session, "consent.withdrawn", f"contact:{contact.id}", {}, at=now)
+        inquiry_ids = list(session.scalars(select(Inquiry.inquiry_id).where(Inquiry.contact_id == contact.id)
+                                           .order_by(Inquiry.id)))
+        if inquiry_ids:  # one sync removes every KYC tag of the contact: the newest inquiry's is enough
+            queue.enqueue(session, queue.CRM_SYNC, inquiry_id=inquiry_ids[-1], payload={"inquiry_id": inquiry_ids[-1]},
+                          max_attempts=max_attempts, now=now, coalesce=True)
+        if redact_at_persona:
+            privacy.queue_redactions(session, inquiry_ids, max_attempts=max_attempts, now=now)
+        audit.append(session, "consent.withdrawn", f"contact:{contact.id}", {"count": len(inquiry_ids)}, at=now)
     return True
 
 
@@ -369,10 +380,11 @@ class KycAnswer:
     user_type: str | None
     level: str | None
     decided_at: datetime | None
+    consent_withdrawn: bool = False  # the KYC decision stays on record; no effects follow
 
     def as_json(self) -> dict[str, Any]:
         return {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
-                "decided_at": iso_utc(self.decided_at)}
+                "decided_at": iso_utc(self.decided_at), "consent_withdrawn": self.consent_withdrawn}
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
@@ -382,15 +394,23 @@ def kyc_status(session: Session, email: str, user_type: str | None = None) -> Ky
 
 
 def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None) -> dict[str, KycAnswer]:
-    """`kyc_status` of several normalised emails, in one query."""
-    query = (select(Contact.email, Inquiry).join(Contact, Contact.id == Inquiry.contact_id)
-             .where(Contact.email.in_(addresses)))
-    if user_type:
-        query = query.where(Inquiry.user_type == user_type)
-    found: dict[str, list[Inquiry]] = {}
-    for email, inquiry in session.execute(query):
-        found.setdefault(email, []).append(inquiry)
-    return {email: _standing(email, found.get(email, []), user_type) for email in addresses}
+    """`kyc_status` of several normalised emails, in two queries."""
+    contacts = {row.id: row for row in session.execute(
+        select(Contact.id, Contact.email, Contact.consent_withdrawn_at).where(Contact.email.in_(addresses)))}
+    found: dict[int, list[Inquiry]] = {}
+    if contacts:
+        query = select(Inquiry).where(Inquiry.contact_id.in_(list(contacts)))
+        if user_type:
+            query = query.where(Inquiry.user_type == user_type)
+        for inquiry in session.scalars(query):
+            found.setdefault(inquiry.contact_id or 0, []).append(inquiry)
+    by_email = {row.email: row for row in contacts.values()}
+    answers = {}
+    for email in addresses:
+        row = by_email.get(email)
+        answer = _standing(email, found.get(row.id, []) if row else [], user_type)
+        answers[email] = replace(answer, consent_withdrawn=bool(row and row.consent_withdrawn_at))
+    return answers
 
 
 def _standing(email: str, inquiries: list[Inquiry], user_type: str | None) -> KycAnswer:

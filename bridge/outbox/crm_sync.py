@@ -1,7 +1,7 @@
 """The domain side of the FluentCRM jobs: which contact gets which tags.
 
 `crm.sync` brings a contact's tags in line with its inquiry's state as it is when the job runs,
-so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.outbox.worker).
+so retries, duplicates and reordering all converge; after a consent withdrawal it removes them. The HTTP calls are the worker's (bridge.outbox.worker).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Target:
     email: str
     first_name: str | None
     plan: tags.TagPlan
+    remove_only: bool = False  # a withdrawal: take tags away, never create the contact for it
 
 
 def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
@@ -36,7 +37,9 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
     if contact is None or not contact.email:
         return f"{SKIPPED_PREFIX}: no email known for this inquiry"
     if contact.consent_withdrawn_at is not None:
-        return f"{SKIPPED_PREFIX}: consent withdrawn"
+        # No new tags after a withdrawal; the sync takes away the KYC tags it may have set.
+        plan = tags.withdrawn(config.status_tags, config.user_types.get(inquiry.user_type), config.manual_review_tag)
+        return Target(contact.email, contact.first_name, plan, remove_only=True)
     plan = tags.plan(config.status_tags, Status(inquiry.status), config.user_types.get(inquiry.user_type))
     return Target(contact.email, contact.first_name, plan)
 

@@ -137,10 +137,12 @@ def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/contacts/<path:raw_email>/consent")
-@require_admin_token
+@require_read_token  # the person's own choice, relayed by the site's front end (like a session start)
 def withdraw_consent(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock())
+    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock(),
+                                        max_attempts=rt.config.max_attempts,
+                                        redact_at_persona=bool(rt.settings.persona_api_key))
     if not known:
         return error(404, "no consent recorded for this email")
     return jsonify({"status": "withdrawn"})
