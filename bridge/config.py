@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from bridge.kyc import retry
 from bridge.kyc.states import Status
 
 USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
@@ -110,6 +111,8 @@ class Config:
     status_tags: Mapping[Status, Tag]
     user_types: Mapping[str, UserType]
     n8n: N8nConfig = field(default_factory=N8nConfig)
+    # [onboarding.retry]: per final status, whether the person may try again (bridge/kyc/retry.py).
+    retry_allowed: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType(dict(retry.DEFAULT)))
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -256,7 +259,19 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         status_tags=MappingProxyType(status_tags),
         user_types=MappingProxyType(user_types),
         n8n=_n8n(root.sub("n8n")),
+        retry_allowed=_retry(onboarding.sub("retry")),
     )
+
+
+def _retry(table: _Reader) -> Mapping[str, bool]:
+    allowed = dict(retry.DEFAULT)
+    for status, value in table.table.items():
+        if status not in retry.CONFIGURABLE:
+            raise table.error(status, f"not a status with a retry choice (one of {', '.join(retry.CONFIGURABLE)})")
+        if not isinstance(value, bool):
+            raise table.error(status, "must be true or false")
+        allowed[status] = value
+    return MappingProxyType(allowed)
 
 
 def _n8n(n8n: _Reader) -> N8nConfig:

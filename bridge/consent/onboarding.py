@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
 from bridge.consent import privacy
-from bridge.kyc import emails, link_tokens
+from bridge.kyc import emails, link_tokens, retry
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -45,6 +45,15 @@ class AttemptsExhausted(Exception):
     def __init__(self, used: int):
         super().__init__(f"{used} verification attempts used for this user type: manual review is needed")
         self.used = used
+
+
+class RetryNotAllowed(AttemptsExhausted):
+    """The person's last verification of this user type ended in a status the configured retry
+    rule ([onboarding.retry]) does not let them try again after: a person must review it."""
+
+    def __init__(self, used: int, status: str):
+        Exception.__init__(self, f"a new verification after {status!r} is not allowed here: manual review is needed")
+        self.used, self.status = used, status
 
 
 class PersonaAPI(Protocol):
@@ -188,11 +197,19 @@ def _unfinished_inquiry(session: Session, config: Config, contact_id: int, user_
 
 
 def _attempts_used(session: Session, contact_id: int, user_type: str) -> int:
-    return session.scalar(
-        select(func.count()).select_from(VerificationSession).where(
-            VerificationSession.contact_id == contact_id, VerificationSession.user_type == user_type,
-            VerificationSession.resumed.is_(False))
-    ) or 0
+    """Real inquiries of this user type since the person's last approval of it: created at Persona
+    through the API, or seen in a webhook. Clicks that created nothing at Persona do not count, and
+    an approval starts the count again (a later re-verification has its own attempts)."""
+    mine = (Inquiry.contact_id == contact_id) & (Inquiry.user_type == user_type)
+    last_approval = session.scalar(select(func.max(Inquiry.id)).where(mine, Inquiry.status == Status.APPROVED.value))
+    since = mine & (Inquiry.id > last_approval) if last_approval else mine
+    return session.scalar(select(func.count()).select_from(Inquiry).where(since)) or 0
+
+
+def _last_status(session: Session, contact_id: int, user_type: str) -> str | None:
+    return session.scalars(select(Inquiry.status).where(Inquiry.contact_id == contact_id,
+                                                        Inquiry.user_type == user_type)
+                           .order_by(Inquiry.created_at.desc(), Inquiry.id.desc()).limit(1)).first()
 
 
 def _record_consent(session: Session, config: Config, secret_key: str, request: SessionRequest,
@@ -225,7 +242,14 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
     user_type = config.user_types[request.user_type]
     with transaction(sessions) as session:
         plan = _record_consent(session, config, secret_key, request, email, now)
-        if plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
+        last = _last_status(session, plan.contact_id, request.user_type) if plan.resume_inquiry_id is None else None
+        if last in retry.CONFIGURABLE and not retry.may_retry(last, config.retry_allowed):
+            audit.append(session, "onboarding.retry_refused", f"contact:{plan.contact_id}",
+                         {"user_type": request.user_type, "reason": last}, at=now)
+            refused: str | None = last
+        else:
+            refused = None
+        if refused is None and plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
             queue.enqueue(session, queue.CRM_TAG, inquiry_id=None,
                           payload={"contact_id": plan.contact_id, "tag": "manual_review"},
                           max_attempts=config.max_attempts, now=now, coalesce=True)
@@ -234,6 +258,8 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
             exhausted = plan.attempts_used
         else:
             exhausted = None
+    if refused is not None:
+        raise RetryNotAllowed(plan.attempts_used, refused)
     if exhausted is not None:
         raise AttemptsExhausted(exhausted)
 
@@ -381,19 +407,25 @@ class KycAnswer:
     level: str | None
     decided_at: datetime | None
     consent_withdrawn: bool = False  # the KYC decision stays on record; no effects follow
+    may_retry: bool | None = None  # bridge/kyc/retry.py, when the caller passed the rule
 
     def as_json(self) -> dict[str, Any]:
-        return {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
-                "decided_at": iso_utc(self.decided_at), "consent_withdrawn": self.consent_withdrawn}
+        answer = {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
+                  "decided_at": iso_utc(self.decided_at), "consent_withdrawn": self.consent_withdrawn}
+        if self.may_retry is not None:
+            answer["may_retry"] = self.may_retry
+        return answer
 
 
-def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
+def kyc_status(session: Session, email: str, user_type: str | None = None,
+               retry_allowed: Mapping[str, bool] | None = None) -> KycAnswer:
     """The person's standing for gating: an approval (highest level, newest) wins; otherwise the
-    newest inquiry; `not_started` when there is none."""
-    return kyc_statuses(session, [email], user_type)[email]
+    newest inquiry; `not_started` when there is none. With the retry rule, also `may_retry`."""
+    return kyc_statuses(session, [email], user_type, retry_allowed)[email]
 
 
-def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None) -> dict[str, KycAnswer]:
+def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None,
+                 retry_allowed: Mapping[str, bool] | None = None) -> dict[str, KycAnswer]:
     """`kyc_status` of several normalised emails, in two queries."""
     contacts = {row.id: row for row in session.execute(
         select(Contact.id, Contact.email, Contact.consent_withdrawn_at).where(Contact.email.in_(addresses)))}
@@ -409,7 +441,9 @@ def kyc_statuses(session: Session, addresses: list[str], user_type: str | None =
     for email in addresses:
         row = by_email.get(email)
         answer = _standing(email, found.get(row.id, []) if row else [], user_type)
-        answers[email] = replace(answer, consent_withdrawn=bool(row and row.consent_withdrawn_at))
+        answers[email] = replace(
+            answer, consent_withdrawn=bool(row and row.consent_withdrawn_at),
+            may_retry=None if retry_allowed is None else retry.may_retry(answer.status, retry_allowed))
     return answers
 
 

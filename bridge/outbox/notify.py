@@ -20,6 +20,7 @@ from bridge.outbox import events_out, remind
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc import retry
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
@@ -62,7 +63,10 @@ def prepare(sessions: sessionmaker[Session], config: Config, payload: dict[str, 
         facts = _gather(session, config, payload, now)
     if isinstance(facts, str):
         return facts
-    if issue_links and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
+    # The retry rule decides whether a "KYC issue" email carries a retry link; a link an admin
+    # asked to resend always goes out.
+    allowed = facts.type == events_out.LINK_REQUESTED or retry.may_retry(facts.status, config.retry_allowed)
+    if issue_links and allowed and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
             and facts.user_type in config.user_types:
         link = onboarding.issue_link(sessions, config, secret_key=secret_key, email=facts.email,
                                      user_type=facts.user_type, first_name=None, now=now)

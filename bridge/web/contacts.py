@@ -37,7 +37,7 @@ def batch_kyc():  # type: ignore[no-untyped-def]
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
-        answers = onboarding.kyc_statuses(session, addresses, user_type)
+        answers = onboarding.kyc_statuses(session, addresses, user_type, rt.config.retry_allowed)
     return jsonify({"items": [answers[email].as_json() for email in addresses]})
 
 

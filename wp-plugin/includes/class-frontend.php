@@ -188,7 +188,7 @@ final class Frontend {
 			if ( is_wp_error( $answer ) ) {
 				return self::unavailable();
 			}
-			$state = array_merge( array( 'status' => (string) $answer['status'] ), Status::describe( (string) $answer['status'] ) );
+			$state = array_merge( array( 'status' => (string) $answer['status'] ), Status::describe_answer( $answer ) );
 		}
 
 		$consent = null;

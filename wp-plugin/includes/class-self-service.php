@@ -99,7 +99,7 @@ final class Self_Service {
 			return;
 		}
 		$status = (string) $answer['status'];
-		$state  = Status::describe( $status );
+		$state  = Status::describe_answer( $answer );
 		printf(
 			'<p class="kycb-status" data-status="%1$s"><strong class="kycb-status-label">%2$s</strong> <span class="kycb-status-message">%3$s</span></p>',
 			esc_attr( $status ),

@@ -93,6 +93,49 @@ class FrontendTest extends TestCase {
 		$this->assertStringNotContainsString( 'kycb-open', $html );
 	}
 
+	public function test_the_message_and_button_follow_the_bridges_retry_rule() {
+		$this->assertTrue( \KycBridge\Status::describe( 'declined', true )['can_start'] );
+		$this->assertFalse( \KycBridge\Status::describe( 'declined' )['can_start'] );
+		$this->assertFalse( \KycBridge\Status::describe( 'failed', false )['can_start'] );
+		$this->assertStringContainsString( 'contact us', \KycBridge\Status::describe( 'expired', false )['message'] );
+		$this->assertTrue( \KycBridge\Status::describe( 'failed' )['can_start'] );
+
+		// A bridge that says a failed verification may not be retried: no button, "contact us".
+		$email  = 'retry-rule@example.test';
+		$answer = function ( $pre, $args, $url ) use ( $email ) {
+			unset( $args );
+			if ( false === strpos( $url, '/api/v1/contacts/' . rawurlencode( $email ) . '/kyc' ) ) {
+				return $pre;
+			}
+			$body = array(
+				'email'     => $email,
+				'status'    => 'failed',
+				'user_type' => 'investor',
+				'level'     => 'enhanced',
+				'may_retry' => false,
+			);
+			return array(
+				'headers'  => array(),
+				'body'     => wp_json_encode( $body ),
+				'response' => array(
+					'code'    => 200,
+					'message' => 'OK',
+				),
+				'cookies'  => array(),
+			);
+		};
+		add_filter( 'pre_http_request', $answer, 10, 3 );
+		try {
+			$this->log_in( $email );
+			$html = $this->verify( 'investor' );
+		} finally {
+			remove_filter( 'pre_http_request', $answer, 10 );
+		}
+		$this->assertStringContainsString( 'data-status="failed"', $html );
+		$this->assertStringContainsString( 'Please contact us.', $html );
+		$this->assertStringNotContainsString( 'kycb-open', $html );
+	}
+
 	public function test_state_is_per_user_type() {
 		// Approved as investor, nothing yet as vendor.
 		$this->log_in( self::fixtures()['people']['approved_investor']['email'] );
