@@ -1,5 +1,5 @@
 """An admin's one-click fixes: re-sync an inquiry to FluentCRM, retry dead jobs (a person's, or
-all), resend a verification link. Each runs in the caller's transaction and leaves an audit entry.
+all), resend a verification link; and sending a link to someone new (a shop's paid order). Each runs in the caller's transaction and leaves an audit entry.
 
 The effects themselves stay with the worker: these only queue (or re-queue) outbox jobs.
 """
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from bridge import audit, queries
 from bridge.config import Config
+from bridge.consent import onboarding
 from bridge.consent.onboarding import OnboardingError
 from bridge.outbox import notify
 from bridge.store import queue
@@ -89,3 +90,14 @@ def _newest_user_type(session: Session, config: Config, contact_id: int) -> str 
                 return user_type
     return None
 
+
+
+def send_link(session: Session, config: Config, *, email: str, user_type: str, first_name: str | None,
+              now: datetime, key: str | None = None) -> None:
+    """Have n8n email a verification link (`kyc.link_requested`) to anyone, known or new (the CLI's
+    `link --send`, a shop's paid order). OnboardingError names a bad field; Refused after a withdrawal."""
+    normalized = onboarding.validate_link_request(config, email, user_type)
+    contact = onboarding.upsert_contact(session, normalized, first_name=first_name, wp_user_id=None, now=now)
+    if contact.consent_withdrawn_at is not None:
+        raise Refused("the person withdrew consent: no link is sent")
+    notify.request_link(session, config, contact_id=contact.id, user_type=user_type, now=now, key=key)

@@ -361,3 +361,46 @@ def test_without_a_read_token_configured_only_the_admin_token_works(client):
 def test_read_token_equal_to_the_admin_token_is_refused_at_start(database_url):
     with pytest.raises(SettingsError, match="BRIDGE_READ_TOKEN must differ"):
         make_settings(database_url, BRIDGE_READ_TOKEN=ADMIN_TOKEN)
+
+
+# --- POST /api/v1/links {"send": true}: a link for someone new (a shop's paid order) -----------------
+
+
+def test_send_link_queues_the_event_for_a_new_person_and_a_key_makes_repeats_one_event(client, runtime):
+    from bridge.outbox import notify
+    from bridge.store.models import Contact
+
+    body = {"email": "Buyer@Example.com", "user_type": "customer", "first_name": "Bea", "send": True,
+            "key": "wp-order:woocommerce:1001"}
+    first = client.post("/api/v1/links", headers=admin_headers(), json=body)
+    assert first.status_code == 202 and first.get_json() == {"queued": True}
+    again = client.post("/api/v1/links", headers=admin_headers(), json=body)  # the shop fired twice
+    assert again.status_code == 202
+    link_jobs = [j for j in jobs(runtime, kind="n8n.event") if "kyc.link_requested" in j.payload]
+    assert len(link_jobs) == 2 and "buyer@example.com" not in link_jobs[0].payload
+    with runtime.sessions() as session:
+        contact = session.scalars(sa.select(Contact).where(Contact.email == "buyer@example.com")).one()
+        assert contact.first_name == "Bea"
+    prepared = [notify.prepare(runtime.sessions, runtime.config, __import__("json").loads(j.payload),
+                               secret_key="k", now=now(), issue_links=False) for j in link_jobs]
+    assert prepared[0].event["id"] == prepared[1].event["id"]  # one event id: n8n sends it once
+    assert prepared[0].event["contact"]["email"] == "buyer@example.com"
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"email": "x@example.com", "user_type": "astronaut", "send": True}, 422, "user_type"),
+    ({"email": "nope", "user_type": "customer", "send": True}, 422, "email"),
+    ({"email": "x@example.com", "user_type": "customer", "send": True, "key": "k" * 101}, 422, "key"),
+])
+def test_send_link_bad_input_changes_nothing(client, runtime, body, status, field):
+    response = client.post("/api/v1/links", headers=admin_headers(), json=body)
+    assert response.status_code == status and response.get_json()["field"] == field
+    assert jobs(runtime) == []
+
+
+def test_send_link_after_a_withdrawal_is_refused(client, runtime, people):
+    client.delete("/api/v1/contacts/ana@example.com/consent", headers=admin_headers())
+    count = len(jobs(runtime))
+    response = client.post("/api/v1/links", headers=admin_headers(),
+                           json={"email": "ana@example.com", "user_type": "customer", "send": True})
+    assert response.status_code == 409 and len(jobs(runtime)) == count

@@ -152,19 +152,16 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
                                           "instead of printing one.")
 def link(email: str, user_type: str, first_name: str | None, send: bool) -> None:
     """Print a signed, expiring verification link for a person (or have n8n email one)."""
-    from bridge.outbox import notify
+    from bridge import operations
     from bridge.consent import onboarding
 
     runtime = load_runtime()
     if send:
         try:
             with transaction(runtime.sessions) as session:
-                normalized = onboarding.validate_link_request(runtime.config, email, user_type)
-                contact = onboarding.upsert_contact(session, normalized, first_name=first_name, wp_user_id=None,
-                                                    now=runtime.clock())
-                notify.request_link(session, runtime.config, contact_id=contact.id, user_type=user_type,
-                                    now=runtime.clock())
-        except onboarding.OnboardingError as exc:
+                operations.send_link(session, runtime.config, email=email, user_type=user_type,
+                                     first_name=first_name, now=runtime.clock())
+        except (onboarding.OnboardingError, operations.Refused) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo("queued: n8n will email a verification link (kyc.link_requested)")
         return

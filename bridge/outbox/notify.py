@@ -39,13 +39,15 @@ def status_change_payload(inquiry_id: str, status: str, *, occurred_at: datetime
     return {"type": type_, "inquiry_id": inquiry_id, "status": status, "occurred_at": events_out.iso(occurred_at)}
 
 
-def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime) -> None:
-    """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link."""
+def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime,
+                 key: str | None = None) -> None:
+    """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link. A
+    caller's `key` (e.g. an order) gives every request for it the same event id, so n8n sends once."""
     if user_type not in config.user_types:
         raise onboarding.OnboardingError("user_type", f"user_type must be one of {', '.join(config.user_types)}")
     queue.enqueue(session, queue.N8N_EVENT, inquiry_id=None,
                   payload={"type": events_out.LINK_REQUESTED, "contact_id": contact_id, "user_type": user_type,
-                           "occurred_at": events_out.iso(now), "key": secrets.token_hex(12)},
+                           "occurred_at": events_out.iso(now), "key": key or secrets.token_hex(12)},
                   max_attempts=config.max_attempts, now=now)
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from bridge.kyc import link_tokens
 from bridge.consent import onboarding, privacy
-from bridge import queries
+from bridge import operations, queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
 from bridge.kyc.timestamps import iso_utc
@@ -112,12 +112,28 @@ def create_link():  # type: ignore[no-untyped-def]
         email, user_type = body.get("email"), body.get("user_type")
         if not isinstance(email, str) or not isinstance(user_type, str):
             raise onboarding.OnboardingError("email", "email and user_type are required strings")
+        if body.get("send") is True:  # n8n emails the link (kyc.link_requested) instead of answering it
+            return _send_link(body, email, user_type)
         link = onboarding.issue_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key, email=email,
                                      user_type=user_type, first_name=_optional_str(body, "first_name"),
                                      now=rt.clock())
     except onboarding.OnboardingError as exc:
         return error(422, str(exc), field=exc.field)
     return jsonify({"url": link.url, "expires_at": iso_utc(link.expires_at)}), 201
+
+
+def _send_link(body: dict[str, Any], email: str, user_type: str):  # type: ignore[no-untyped-def]
+    rt = runtime()
+    key = _optional_str(body, "key")
+    if key is not None and len(key) > 100:
+        raise onboarding.OnboardingError("key", "key must be at most 100 characters")
+    try:
+        with transaction(rt.sessions) as session:
+            operations.send_link(session, rt.config, email=email, user_type=user_type,
+                                 first_name=_optional_str(body, "first_name"), now=rt.clock(), key=key)
+    except operations.Refused as exc:
+        return error(409, str(exc))
+    return jsonify({"queued": True}), 202
 
 
 _path_email = path_email  # shared with bridge/web/contacts.py
