@@ -35,6 +35,7 @@ require_once __DIR__ . '/includes/class-status.php';
 require_once __DIR__ . '/includes/class-kyc-lookup.php';
 require_once __DIR__ . '/includes/class-frontend.php';
 require_once __DIR__ . '/includes/class-self-service.php';
+require_once __DIR__ . '/includes/class-purchases.php';
 require_once __DIR__ . '/includes/class-rest.php';
 require_once __DIR__ . '/includes/class-admin-page.php';
 require_once __DIR__ . '/includes/class-admin-actions.php';

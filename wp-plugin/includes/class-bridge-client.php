@@ -337,4 +337,28 @@ final class Bridge_Client {
 	public function withdraw_consent( $email ) {
 		return $this->request( 'DELETE', '/api/v1/contacts/' . rawurlencode( $email ) . '/consent' );
 	}
+
+	/**
+	 * Have n8n email a person (known or new) a verification link: the kyc.link_requested event.
+	 *
+	 * @param string $email      Email address.
+	 * @param string $user_type  User type.
+	 * @param string $first_name First name, or ''.
+	 * @param string $key        Makes repeated requests (one order) one event, so n8n sends once.
+	 * @return array|WP_Error {queued: true}
+	 */
+	public function send_link( $email, $user_type, $first_name = '', $key = '' ) {
+		$body = array(
+			'email'     => $email,
+			'user_type' => $user_type,
+			'send'      => true,
+		);
+		if ( '' !== $first_name ) {
+			$body['first_name'] = $first_name;
+		}
+		if ( '' !== $key ) {
+			$body['key'] = $key;
+		}
+		return $this->request( 'POST', '/api/v1/links', $body );
+	}
 }

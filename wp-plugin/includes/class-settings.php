@@ -45,7 +45,41 @@ final class Settings {
 			'flow'           => 'embedded',
 			'environment_id' => '',
 			'gate_message'   => '',
+			'shop_products'  => '',
+			'verify_page'    => 0,
 		);
+	}
+
+	/**
+	 * The shop products that need a verification: product (post) id => user type.
+	 *
+	 * @return array<int, string>
+	 */
+	public static function shop_products() {
+		return self::parse_products( (string) self::get( 'shop_products' ) )[0];
+	}
+
+	/**
+	 * Parse "product id = user type" lines.
+	 *
+	 * @param string $text Lines.
+	 * @return array{0: array<int, string>, 1: string[]} The map, and the lines that are not valid.
+	 */
+	public static function parse_products( $text ) {
+		$map = array();
+		$bad = array();
+		foreach ( preg_split( '/\r\n|\r|\n/', $text ) as $line ) {
+			$line = trim( $line );
+			if ( '' === $line ) {
+				continue;
+			}
+			if ( preg_match( '/^(\d+)\s*=\s*([a-z_]+)$/', $line, $match ) && (int) $match[1] > 0 && in_array( $match[2], self::USER_TYPES, true ) ) {
+				$map[ (int) $match[1] ] = $match[2];
+			} else {
+				$bad[] = $line;
+			}
+		}
+		return array( $map, $bad );
 	}
 
 	/**
@@ -118,6 +152,7 @@ final class Settings {
 		);
 		add_settings_section( 'kycb_bridge', __( 'Bridge connection', 'kyc-bridge' ), array( self::class, 'section_intro' ), self::PAGE );
 		add_settings_section( 'kycb_flow', __( 'Verification flow', 'kyc-bridge' ), '__return_false', self::PAGE );
+		add_settings_section( 'kycb_shop', __( 'Shop: purchase, then verification', 'kyc-bridge' ), array( self::class, 'section_shop' ), self::PAGE );
 
 		$fields = array(
 			'bridge_url'     => array( __( 'Bridge URL', 'kyc-bridge' ), 'kycb_bridge' ),
@@ -126,6 +161,8 @@ final class Settings {
 			'flow'           => array( __( 'Persona flow', 'kyc-bridge' ), 'kycb_flow' ),
 			'environment_id' => array( __( 'Persona environment id', 'kyc-bridge' ), 'kycb_flow' ),
 			'gate_message'   => array( __( 'Message for gated content', 'kyc-bridge' ), 'kycb_flow' ),
+			'shop_products'  => array( __( 'Products that need a verification', 'kyc-bridge' ), 'kycb_shop' ),
+			'verify_page'    => array( __( 'Verification page', 'kyc-bridge' ), 'kycb_shop' ),
 		);
 		foreach ( $fields as $name => $field ) {
 			add_settings_field(
@@ -173,6 +210,18 @@ final class Settings {
 		$clean['environment_id'] = $environment;
 
 		$clean['gate_message'] = isset( $input['gate_message'] ) ? sanitize_textarea_field( $input['gate_message'] ) : '';
+
+		$products = self::parse_products( isset( $input['shop_products'] ) ? sanitize_textarea_field( $input['shop_products'] ) : '' );
+		if ( $products[1] ) {
+			/* translators: %s: the lines that were not understood. */
+			add_settings_error( self::OPTION, 'kycb_shop_products', sprintf( __( 'Each line is "product id = user type" (e.g. 42 = investor); ignored: %s', 'kyc-bridge' ), implode( '; ', $products[1] ) ) );
+		}
+		$lines = array();
+		foreach ( $products[0] as $id => $type ) {
+			$lines[] = $id . ' = ' . $type;
+		}
+		$clean['shop_products'] = implode( "\n", $lines );
+		$clean['verify_page']   = isset( $input['verify_page'] ) ? absint( $input['verify_page'] ) : 0;
 
 		// The token: a blank field keeps the saved one; the "remove" box clears it.
 		if ( ! empty( $input['bridge_token_clear'] ) ) {
@@ -309,6 +358,41 @@ final class Settings {
 			esc_attr( self::OPTION ),
 			esc_attr( Frontend::default_gate_message() ),
 			esc_textarea( self::get( 'gate_message' ) )
+		);
+	}
+
+	/**
+	 * The shop section's introduction.
+	 */
+	public static function section_shop() {
+		echo '<p>' . esc_html__( 'When an order of one of these products is paid (Fluent Cart or WooCommerce) and its buyer is not yet verified at that level, n8n emails them a verification link (once per order) and the receipt shows a "Verify your identity" button.', 'kyc-bridge' ) . '</p>';
+	}
+
+	/**
+	 * Products field: one "product id = user type" per line.
+	 */
+	public static function field_shop_products() {
+		printf(
+			'<textarea class="large-text code" rows="4" id="kycb_shop_products" name="%1$s[shop_products]" aria-describedby="kycb_shop_products_help">%2$s</textarea>',
+			esc_attr( self::OPTION ),
+			esc_textarea( (string) self::get( 'shop_products' ) )
+		);
+		/* translators: %s: the user types. */
+		echo '<p class="description" id="kycb_shop_products_help">' . esc_html( sprintf( __( 'One per line, e.g. 42 = investor. User types: %s.', 'kyc-bridge' ), implode( ', ', self::USER_TYPES ) ) ) . '</p>';
+	}
+
+	/**
+	 * The page the receipt's button leads to (a page with [kyc_verify]).
+	 */
+	public static function field_verify_page() {
+		wp_dropdown_pages(
+			array(
+				'name'              => esc_attr( self::OPTION ) . '[verify_page]',
+				'id'                => 'kycb_verify_page',
+				'selected'          => (int) self::get( 'verify_page' ),
+				'show_option_none'  => esc_html__( '— None —', 'kyc-bridge' ),
+				'option_none_value' => '0',
+			)
 		);
 	}
 
