@@ -36,6 +36,7 @@ require_once __DIR__ . '/includes/class-kyc-lookup.php';
 require_once __DIR__ . '/includes/class-frontend.php';
 require_once __DIR__ . '/includes/class-self-service.php';
 require_once __DIR__ . '/includes/class-purchases.php';
+require_once __DIR__ . '/includes/class-registration.php';
 require_once __DIR__ . '/includes/class-rest.php';
 require_once __DIR__ . '/includes/class-admin-page.php';
 require_once __DIR__ . '/includes/class-admin-actions.php';

@@ -47,6 +47,7 @@ final class Lifecycle {
 	 */
 	public static function activate() {
 		self::grant_capabilities();
+		Purchases::schedule( true );
 		// The token is read only when the bridge is called: keep it out of the autoloaded options.
 		add_option( Settings::TOKEN_OPTION, '', '', 'no' );
 		add_option( Settings::OPTION, Settings::defaults() );
@@ -80,6 +81,7 @@ final class Lifecycle {
 	 */
 	public static function deactivate() {
 		self::delete_transients();
+		wp_clear_scheduled_hook( 'kycb_release_orders' );
 	}
 
 	/**
@@ -95,6 +97,8 @@ final class Lifecycle {
 			$role->remove_cap( self::MANAGE_CAPABILITY );
 		}
 		delete_metadata( 'user', 0, self::PER_PAGE_OPTION, '', true );
+		delete_metadata( 'user', 0, 'kycb_pending_verification', '', true );
+		wp_clear_scheduled_hook( 'kycb_release_orders' );
 	}
 
 	/**

@@ -22,6 +22,7 @@ final class Plugin {
 		add_action( 'init', array( Frontend::class, 'register' ) );
 		add_action( 'init', array( Self_Service::class, 'register' ) );
 		Purchases::register();
+		Registration::register();
 		add_action( 'show_user_profile', array( Self_Service::class, 'profile_section' ) );
 		add_action( 'admin_footer-profile.php', array( Self_Service::class, 'profile_form' ) );
 		add_action( 'load-profile.php', array( Self_Service::class, 'load_profile' ) );

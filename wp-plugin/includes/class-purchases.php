@@ -30,10 +30,14 @@ final class Purchases {
 		'vendor'             => 'basic',
 	);
 
+	const HOLD_META = '_kycb_awaiting_verification';
+	const CRON      = 'kycb_release_orders';
+
 	/**
 	 * Hook up (called from Plugin::register; the hooks only fire where the shops are active).
 	 */
 	public static function register() {
+		add_action( self::CRON, array( self::class, 'release_orders' ) );
 		add_action( 'fluent_cart/order_paid_done', array( self::class, 'fluent_cart_paid' ), 10, 1 );
 		add_action( 'fluent_cart/views/checkout_order_receipt', array( self::class, 'fluent_cart_receipt' ), 10, 1 );
 		add_action( 'woocommerce_payment_complete', array( self::class, 'woocommerce_paid' ), 10, 1 );
@@ -126,7 +130,54 @@ final class Purchases {
 		foreach ( $order->get_items() as $item ) {
 			$ids[] = (int) $item->get_product_id();
 		}
-		self::paid( 'woocommerce', (string) $order->get_id(), (string) $order->get_billing_email(), (string) $order->get_billing_first_name(), $ids );
+		$type = self::paid( 'woocommerce', (string) $order->get_id(), (string) $order->get_billing_email(), (string) $order->get_billing_first_name(), $ids );
+		if ( '' !== $type && Settings::get( 'hold_orders' ) ) {
+			$order->update_meta_data( self::HOLD_META, $type );
+			$order->update_status( 'on-hold', __( 'Awaiting identity verification (KYC Bridge).', 'kyc-bridge' ) );
+			$order->save();
+		}
+	}
+
+	/**
+	 * Release held WooCommerce orders whose buyers are verified now (hourly, wp-cron).
+	 *
+	 * @return int How many orders were released.
+	 */
+	public static function release_orders() {
+		if ( ! function_exists( 'wc_get_orders' ) ) {
+			return 0;
+		}
+		$released = 0;
+		$held     = wc_get_orders(
+			array(
+				'status'   => 'on-hold',
+				'meta_key' => self::HOLD_META, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- held orders only, few.
+				'limit'    => 100,
+			)
+		);
+		foreach ( $held as $order ) {
+			$type = (string) $order->get_meta( self::HOLD_META );
+			if ( '' !== $type && self::verified( (string) $order->get_billing_email(), $type ) ) {
+				$order->delete_meta_data( self::HOLD_META );
+				$order->update_status( 'processing', __( 'Identity verified: released (KYC Bridge).', 'kyc-bridge' ) );
+				$order->save();
+				++$released;
+			}
+		}
+		return $released;
+	}
+
+	/**
+	 * Run release_orders() hourly (activation); stop on deactivation.
+	 *
+	 * @param bool $on Schedule or clear.
+	 */
+	public static function schedule( $on ) {
+		if ( $on && ! wp_next_scheduled( self::CRON ) ) {
+			wp_schedule_event( time() + HOUR_IN_SECONDS, 'hourly', self::CRON );
+		} elseif ( ! $on ) {
+			wp_clear_scheduled_hook( self::CRON );
+		}
 	}
 
 	/**
@@ -165,19 +216,20 @@ final class Purchases {
 	 * @param string $email       Buyer's email.
 	 * @param string $first_name  Buyer's first name.
 	 * @param int[]  $product_ids Product ids.
+	 * @return string The user type the buyer still has to verify, '' when none.
 	 */
 	public static function paid( $shop, $order_id, $email, $first_name, $product_ids ) {
 		$type = self::user_type_for( $product_ids );
 		if ( '' === $type || '' === $order_id || ! is_email( $email ) ) {
-			return;
+			return '';
 		}
 		$key = self::order_key( $shop, $order_id );
 		if ( false !== get_transient( $key ) ) {
-			return;  // this order was handled: its link is on its way
+			return '';  // this order was handled: its link is on its way
 		}
 		if ( self::verified( $email, $type ) ) {
 			set_transient( $key, array( 'state' => 'verified' ), 30 * DAY_IN_SECONDS );
-			return;
+			return '';
 		}
 		$sent = Bridge_Client::from_settings()->send_link( $email, $type, $first_name, 'wp-order:' . $shop . ':' . $order_id );
 		set_transient(
@@ -197,6 +249,7 @@ final class Purchases {
 		 * @param string $type     User type.
 		 */
 		do_action( 'kycb_order_needs_verification', $shop, $order_id, $type );
+		return $type;
 	}
 
 	/**

@@ -106,6 +106,12 @@ final class Self_Service {
 			esc_html( $state['label'] ),
 			esc_html( $state['message'] )
 		);
+		$pending = Registration::pending( $user_id );
+		if ( '' !== $pending ) {
+			$labels = Settings::user_type_labels();
+			/* translators: %s: user type, e.g. Customer. */
+			echo '<p class="kycb-pending">' . esc_html( sprintf( __( 'Your account waits for your identity verification (%s). We have emailed you a link.', 'kyc-bridge' ), isset( $labels[ $pending ] ) ? $labels[ $pending ] : $pending ) ) . '</p>';
+		}
 		if ( ! empty( $answer['consent_withdrawn'] ) ) {
 			echo '<p class="kycb-withdrawn">' . esc_html__( 'You have withdrawn your consent: nothing more is sent to our CRM or to Persona for you. The verification decision stays on record as the law requires.', 'kyc-bridge' ) . '</p>';
 			return;

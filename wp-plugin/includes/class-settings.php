@@ -47,7 +47,42 @@ final class Settings {
 			'gate_message'   => '',
 			'shop_products'  => '',
 			'verify_page'    => 0,
+			'hold_orders'    => 0,
+			'register_roles' => '',
 		);
+	}
+
+	/**
+	 * The roles whose new users are sent to verify: role => user type.
+	 *
+	 * @return array<string, string>
+	 */
+	public static function registration_roles() {
+		return self::parse_roles( (string) self::get( 'register_roles' ) )[0];
+	}
+
+	/**
+	 * Parse "role = user type" lines (roles this site has).
+	 *
+	 * @param string $text Lines.
+	 * @return array{0: array<string, string>, 1: string[]} The map, and the lines that are not valid.
+	 */
+	public static function parse_roles( $text ) {
+		$map   = array();
+		$bad   = array();
+		$roles = wp_roles()->get_names();
+		foreach ( preg_split( '/\r\n|\r|\n/', $text ) as $line ) {
+			$line = trim( $line );
+			if ( '' === $line ) {
+				continue;
+			}
+			if ( preg_match( '/^([a-z0-9_-]+)\s*=\s*([a-z_]+)$/', $line, $match ) && isset( $roles[ $match[1] ] ) && in_array( $match[2], self::USER_TYPES, true ) ) {
+				$map[ $match[1] ] = $match[2];
+			} else {
+				$bad[] = $line;
+			}
+		}
+		return array( $map, $bad );
 	}
 
 	/**
@@ -163,6 +198,8 @@ final class Settings {
 			'gate_message'   => array( __( 'Message for gated content', 'kyc-bridge' ), 'kycb_flow' ),
 			'shop_products'  => array( __( 'Products that need a verification', 'kyc-bridge' ), 'kycb_shop' ),
 			'verify_page'    => array( __( 'Verification page', 'kyc-bridge' ), 'kycb_shop' ),
+			'hold_orders'    => array( __( 'Hold orders', 'kyc-bridge' ), 'kycb_shop' ),
+			'register_roles' => array( __( 'Verify new users of these roles', 'kyc-bridge' ), 'kycb_shop' ),
 		);
 		foreach ( $fields as $name => $field ) {
 			add_settings_field(
@@ -222,6 +259,18 @@ final class Settings {
 		}
 		$clean['shop_products'] = implode( "\n", $lines );
 		$clean['verify_page']   = isset( $input['verify_page'] ) ? absint( $input['verify_page'] ) : 0;
+		$clean['hold_orders']   = empty( $input['hold_orders'] ) ? 0 : 1;
+
+		$roles = self::parse_roles( isset( $input['register_roles'] ) ? sanitize_textarea_field( $input['register_roles'] ) : '' );
+		if ( $roles[1] ) {
+			/* translators: %s: the lines that were not understood. */
+			add_settings_error( self::OPTION, 'kycb_register_roles', sprintf( __( 'Each line is "role = user type" with a role of this site (e.g. subscriber = customer); ignored: %s', 'kyc-bridge' ), implode( '; ', $roles[1] ) ) );
+		}
+		$lines = array();
+		foreach ( $roles[0] as $role => $type ) {
+			$lines[] = $role . ' = ' . $type;
+		}
+		$clean['register_roles'] = implode( "\n", $lines );
 
 		// The token: a blank field keeps the saved one; the "remove" box clears it.
 		if ( ! empty( $input['bridge_token_clear'] ) ) {
@@ -394,6 +443,30 @@ final class Settings {
 				'option_none_value' => '0',
 			)
 		);
+	}
+
+	/**
+	 * Hold orders field.
+	 */
+	public static function field_hold_orders() {
+		printf(
+			'<label><input type="checkbox" id="kycb_hold_orders" name="%1$s[hold_orders]" value="1"%2$s /> %3$s</label>',
+			esc_attr( self::OPTION ),
+			checked( (int) self::get( 'hold_orders' ), 1, false ),
+			esc_html__( 'Put paid WooCommerce orders of these products on hold ("awaiting identity verification") until the buyer is verified; they are released to processing within the hour after the approval.', 'kyc-bridge' )
+		);
+	}
+
+	/**
+	 * Registration trigger field: one "role = user type" per line.
+	 */
+	public static function field_register_roles() {
+		printf(
+			'<textarea class="large-text code" rows="3" id="kycb_register_roles" name="%1$s[register_roles]" aria-describedby="kycb_register_roles_help">%2$s</textarea>',
+			esc_attr( self::OPTION ),
+			esc_textarea( (string) self::get( 'register_roles' ) )
+		);
+		echo '<p class="description" id="kycb_register_roles_help">' . esc_html__( 'One per line, e.g. subscriber = customer: a new user of that role is emailed a verification link and stays pending until verified.', 'kyc-bridge' ) . '</p>';
 	}
 
 	/**

@@ -167,4 +167,95 @@ class PurchasesTest extends TestCase {
 		$this->assertSame( array( 'abc = investor', '9 = astronaut' ), $parsed[1] );
 		$this->assertSame( 'investor', Purchases::user_type_for( array( self::CUSTOMER_PRODUCT, self::INVESTOR_PRODUCT ) ) );
 	}
+
+	public function test_a_held_order_waits_for_the_verification_and_is_released_after_the_approval() {
+		$this->settings( array( 'hold_orders' => 1 ) );
+		$email                               = 'woo-held@example.test';
+		$GLOBALS['kycb_test_orders'][ 7101 ] = new \KycbTestOrder(
+			array(
+				'id'          => 7101,
+				'email'       => $email,
+				'first_name'  => 'Hal',
+				'product_ids' => array( self::INVESTOR_PRODUCT ),
+				'status'      => 'processing',
+			)
+		);
+		$verified                            = self::fixtures()['people']['approved_investor']['email'];
+		$GLOBALS['kycb_test_orders'][ 7102 ] = new \KycbTestOrder(
+			array(
+				'id'          => 7102,
+				'email'       => $verified,
+				'first_name'  => 'Ava',
+				'product_ids' => array( self::INVESTOR_PRODUCT ),
+				'status'      => 'processing',
+			)
+		);
+		do_action( 'woocommerce_payment_complete', 7101 );
+		do_action( 'woocommerce_payment_complete', 7102 );
+		$held = $GLOBALS['kycb_test_orders'][ 7101 ];
+		$this->assertSame( 'on-hold', $held->get_status() );
+		$this->assertSame( 'investor', $held->get_meta( Purchases::HOLD_META ) );
+		$this->assertStringContainsString( 'Awaiting identity verification', implode( ' ', $held->notes() ) );
+		$this->assertSame( 'processing', $GLOBALS['kycb_test_orders'][ 7102 ]->get_status(), 'a verified buyer is not held' );
+
+		$this->assertSame( 0, Purchases::release_orders() );  // not verified yet
+		$this->assertSame( 'on-hold', $held->get_status() );
+
+		// The bridge now answers "approved as investor": the hourly run releases the order.
+		\KycBridge\Kyc_Lookup::forget( $email );
+		$answer = function ( $pre, $args, $url ) use ( $email ) {
+			unset( $args );
+			if ( false === strpos( $url, '/api/v1/contacts/' . rawurlencode( $email ) . '/kyc' ) ) {
+				return $pre;
+			}
+			$body = array(
+				'email'     => $email,
+				'status'    => 'approved',
+				'user_type' => 'investor',
+				'level'     => 'enhanced',
+			);
+			return array(
+				'headers'  => array(),
+				'body'     => wp_json_encode( $body ),
+				'response' => array(
+					'code'    => 200,
+					'message' => 'OK',
+				),
+				'cookies'  => array(),
+			);
+		};
+		add_filter( 'pre_http_request', $answer, 10, 3 );
+		try {
+			$this->assertNotFalse( wp_next_scheduled( Purchases::CRON ), 'scheduled on activation' );
+			do_action( Purchases::CRON );
+		} finally {
+			remove_filter( 'pre_http_request', $answer, 10 );
+		}
+		$this->assertSame( 'processing', $held->get_status() );
+		$this->assertSame( '', $held->get_meta( Purchases::HOLD_META ) );
+		$this->assertStringContainsString( 'Identity verified: released', implode( ' ', $held->notes() ) );
+	}
+
+	public function test_a_new_user_of_a_configured_role_is_sent_to_verify_and_pending_until_verified() {
+		$this->settings( array( 'register_roles' => "subscriber = customer\ncontributor = contributor" ) );
+		$email = 'new-member@example.test';
+		$id    = $this->user( $email, 'subscriber', 'Nora' );
+		$this->assertSame( 'customer', get_user_meta( $id, \KycBridge\Registration::META, true ) );
+		$this->assertTrue( kycb_is_pending_verification( $id ) );
+		$this->assertSame( 1, $this->links_for( $email ) );
+		wp_set_current_user( $id );
+		$this->assertStringContainsString( 'Your account waits for your identity verification (Customer)', do_shortcode( '[kyc_status]' ) );
+
+		// A role without a rule, and a user who is verified already: nothing.
+		$editor = $this->user( 'new-editor@example.test', 'editor' );
+		$this->assertFalse( kycb_is_pending_verification( $editor ) );
+		$approved = $this->user( self::fixtures()['people']['approved_customer']['email'], 'subscriber' );
+		$this->assertFalse( kycb_is_pending_verification( $approved ) );
+	}
+
+	public function test_registration_roles_are_parsed_against_the_sites_roles() {
+		$parsed = \KycBridge\Settings::parse_roles( "subscriber = customer\nwizard = investor\neditor = astronaut" );
+		$this->assertSame( array( 'subscriber' => 'customer' ), $parsed[0] );
+		$this->assertSame( array( 'wizard = investor', 'editor = astronaut' ), $parsed[1] );
+	}
 }

@@ -93,6 +93,70 @@ if ( ! function_exists( 'wc_get_order' ) ) {
 		}
 
 		/**
+		 * Status (without the wc- prefix).
+		 *
+		 * @return string
+		 */
+		public function get_status() {
+			return isset( $this->data['status'] ) ? $this->data['status'] : 'processing';
+		}
+
+		/**
+		 * Change the status, with an order note.
+		 *
+		 * @param string $status Status.
+		 * @param string $note   Note.
+		 */
+		public function update_status( $status, $note = '' ) {
+			$this->data['status']  = $status;
+			$this->data['notes'][] = $note;
+		}
+
+		/**
+		 * Notes added with status changes.
+		 *
+		 * @return string[]
+		 */
+		public function notes() {
+			return isset( $this->data['notes'] ) ? $this->data['notes'] : array();
+		}
+
+		/**
+		 * Meta.
+		 *
+		 * @param string $key Key.
+		 * @return mixed
+		 */
+		public function get_meta( $key ) {
+			return isset( $this->data['meta'][ $key ] ) ? $this->data['meta'][ $key ] : '';
+		}
+
+		/**
+		 * Set meta.
+		 *
+		 * @param string $key   Key.
+		 * @param mixed  $value Value.
+		 */
+		public function update_meta_data( $key, $value ) {
+			$this->data['meta'][ $key ] = $value;
+		}
+
+		/**
+		 * Remove meta.
+		 *
+		 * @param string $key Key.
+		 */
+		public function delete_meta_data( $key ) {
+			unset( $this->data['meta'][ $key ] );
+		}
+
+		/**
+		 * Save (the stand-in keeps everything in memory).
+		 */
+		public function save() {
+		}
+
+		/**
 		 * Line items.
 		 *
 		 * @return KycbTestOrderItem[]
@@ -115,5 +179,21 @@ if ( ! function_exists( 'wc_get_order' ) ) {
 	 */
 	function wc_get_order( $order_id ) {
 		return isset( $GLOBALS['kycb_test_orders'][ $order_id ] ) ? $GLOBALS['kycb_test_orders'][ $order_id ] : false;
+	}
+
+	/**
+	 * WooCommerce's order query: by status and meta key, as the plugin asks.
+	 *
+	 * @param array $args status, meta_key, limit.
+	 * @return KycbTestOrder[]
+	 */
+	function wc_get_orders( $args ) {
+		$found = array();
+		foreach ( $GLOBALS['kycb_test_orders'] as $order ) {
+			if ( $order->get_status() === $args['status'] && '' !== $order->get_meta( $args['meta_key'] ) ) {
+				$found[] = $order;
+			}
+		}
+		return array_slice( $found, 0, $args['limit'] );
 	}
 }
