@@ -361,6 +361,16 @@ def test_admin_review_queue_scales_and_each_action_reaches_the_bridge(wordpress,
         page.wait_for_load_state()
         assert "queued again" in page.locator(".kycb-notice").inner_text()
         screenshot(page, "wp-admin-overview.png")
+
+        # The settings: either token, and the shop section (products, page, hold, registration roles).
+        page.goto(wordpress.url + "/wp-admin/options-general.php?page=kyc-bridge")
+        assert page.get_by_role("heading", name="Shop: purchase, then verification").is_visible()
+        page.fill("#kycb_shop_products", "501 = investor\nnot a line")
+        page.locator("#submit").click()
+        page.wait_for_load_state()
+        assert "ignored: not a line" in page.locator("#setting-error-kycb_shop_products").inner_text()
+        assert page.input_value("#kycb_shop_products") == "501 = investor"
+        screenshot(page, "wp-settings.png")
     finally:
         context.close()
     assert not wordpress.plugin_log_problems(log_from)

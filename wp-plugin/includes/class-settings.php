@@ -313,7 +313,7 @@ final class Settings {
 	 * Intro text of the connection section.
 	 */
 	public static function section_intro() {
-		echo '<p>' . esc_html__( 'Where the kyc-bridge service runs and its admin token (BRIDGE_ADMIN_TOKEN). WordPress calls the bridge from the server; the token never reaches a browser.', 'kyc-bridge' ) . '</p>';
+		echo '<p>' . esc_html__( 'Where the kyc-bridge service runs, and one of its tokens. WordPress calls the bridge from the server; the token never reaches a browser.', 'kyc-bridge' ) . '</p>';
 	}
 
 	/**
