@@ -68,21 +68,54 @@ final class Settings {
 	 * @return array{0: array<string, string>, 1: string[]} The map, and the lines that are not valid.
 	 */
 	public static function parse_roles( $text ) {
-		$map   = array();
-		$bad   = array();
 		$roles = wp_roles()->get_names();
+		return self::parse_user_type_lines(
+			$text,
+			'[a-z0-9_-]+',
+			function ( $role ) use ( $roles ) {
+				return isset( $roles[ $role ] ) ? $role : null;
+			}
+		);
+	}
+
+	/**
+	 * Parse "key = user type" lines: the map of valid ones, and the lines that are not.
+	 *
+	 * @param string   $text    Lines.
+	 * @param string   $pattern Regular expression of a key.
+	 * @param callable $key     The key to store for a matched key, or null when it is not valid.
+	 * @return array{0: array, 1: string[]}
+	 */
+	private static function parse_user_type_lines( $text, $pattern, $key ) {
+		$map = array();
+		$bad = array();
 		foreach ( preg_split( '/\r\n|\r|\n/', $text ) as $line ) {
 			$line = trim( $line );
 			if ( '' === $line ) {
 				continue;
 			}
-			if ( preg_match( '/^([a-z0-9_-]+)\s*=\s*([a-z_]+)$/', $line, $match ) && isset( $roles[ $match[1] ] ) && in_array( $match[2], self::USER_TYPES, true ) ) {
-				$map[ $match[1] ] = $match[2];
+			$stored = preg_match( '/^(' . $pattern . ')\s*=\s*([a-z_]+)$/', $line, $match ) ? $key( $match[1] ) : null;
+			if ( null !== $stored && in_array( $match[2], self::USER_TYPES, true ) ) {
+				$map[ $stored ] = $match[2];
 			} else {
 				$bad[] = $line;
 			}
 		}
 		return array( $map, $bad );
+	}
+
+	/**
+	 * A parsed map back as "key = user type" lines.
+	 *
+	 * @param array $map Key => user type.
+	 * @return string
+	 */
+	private static function lines_of( $map ) {
+		$lines = array();
+		foreach ( $map as $key => $type ) {
+			$lines[] = $key . ' = ' . $type;
+		}
+		return implode( "\n", $lines );
 	}
 
 	/**
@@ -101,20 +134,13 @@ final class Settings {
 	 * @return array{0: array<int, string>, 1: string[]} The map, and the lines that are not valid.
 	 */
 	public static function parse_products( $text ) {
-		$map = array();
-		$bad = array();
-		foreach ( preg_split( '/\r\n|\r|\n/', $text ) as $line ) {
-			$line = trim( $line );
-			if ( '' === $line ) {
-				continue;
+		return self::parse_user_type_lines(
+			$text,
+			'\d+',
+			function ( $id ) {
+				return (int) $id > 0 ? (int) $id : null;
 			}
-			if ( preg_match( '/^(\d+)\s*=\s*([a-z_]+)$/', $line, $match ) && (int) $match[1] > 0 && in_array( $match[2], self::USER_TYPES, true ) ) {
-				$map[ (int) $match[1] ] = $match[2];
-			} else {
-				$bad[] = $line;
-			}
-		}
-		return array( $map, $bad );
+		);
 	}
 
 	/**
@@ -253,11 +279,7 @@ final class Settings {
 			/* translators: %s: the lines that were not understood. */
 			add_settings_error( self::OPTION, 'kycb_shop_products', sprintf( __( 'Each line is "product id = user type" (e.g. 42 = investor); ignored: %s', 'kyc-bridge' ), implode( '; ', $products[1] ) ) );
 		}
-		$lines = array();
-		foreach ( $products[0] as $id => $type ) {
-			$lines[] = $id . ' = ' . $type;
-		}
-		$clean['shop_products'] = implode( "\n", $lines );
+		$clean['shop_products'] = self::lines_of( $products[0] );
 		$clean['verify_page']   = isset( $input['verify_page'] ) ? absint( $input['verify_page'] ) : 0;
 		$clean['hold_orders']   = empty( $input['hold_orders'] ) ? 0 : 1;
 
@@ -266,11 +288,7 @@ final class Settings {
 			/* translators: %s: the lines that were not understood. */
 			add_settings_error( self::OPTION, 'kycb_register_roles', sprintf( __( 'Each line is "role = user type" with a role of this site (e.g. subscriber = customer); ignored: %s', 'kyc-bridge' ), implode( '; ', $roles[1] ) ) );
 		}
-		$lines = array();
-		foreach ( $roles[0] as $role => $type ) {
-			$lines[] = $role . ' = ' . $type;
-		}
-		$clean['register_roles'] = implode( "\n", $lines );
+		$clean['register_roles'] = self::lines_of( $roles[0] );
 
 		// The token: a blank field keeps the saved one; the "remove" box clears it.
 		if ( ! empty( $input['bridge_token_clear'] ) ) {

@@ -101,36 +101,18 @@ class FrontendTest extends TestCase {
 		$this->assertTrue( \KycBridge\Status::describe( 'failed' )['can_start'] );
 
 		// A bridge that says a failed verification may not be retried: no button, "contact us".
-		$email  = 'retry-rule@example.test';
-		$answer = function ( $pre, $args, $url ) use ( $email ) {
-			unset( $args );
-			if ( false === strpos( $url, '/api/v1/contacts/' . rawurlencode( $email ) . '/kyc' ) ) {
-				return $pre;
-			}
-			$body = array(
-				'email'     => $email,
+		$email = 'retry-rule@example.test';
+		$this->log_in( $email );
+		$html = $this->with_kyc_answer(
+			$email,
+			array(
 				'status'    => 'failed',
 				'user_type' => 'investor',
 				'level'     => 'enhanced',
 				'may_retry' => false,
-			);
-			return array(
-				'headers'  => array(),
-				'body'     => wp_json_encode( $body ),
-				'response' => array(
-					'code'    => 200,
-					'message' => 'OK',
-				),
-				'cookies'  => array(),
-			);
-		};
-		add_filter( 'pre_http_request', $answer, 10, 3 );
-		try {
-			$this->log_in( $email );
-			$html = $this->verify( 'investor' );
-		} finally {
-			remove_filter( 'pre_http_request', $answer, 10 );
-		}
+			),
+			fn() => $this->verify( 'investor' )
+		);
 		$this->assertStringContainsString( 'data-status="failed"', $html );
 		$this->assertStringContainsString( 'Please contact us.', $html );
 		$this->assertStringNotContainsString( 'kycb-open', $html );

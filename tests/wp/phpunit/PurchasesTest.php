@@ -203,34 +203,13 @@ class PurchasesTest extends TestCase {
 
 		// The bridge now answers "approved as investor": the hourly run releases the order.
 		\KycBridge\Kyc_Lookup::forget( $email );
-		$answer = function ( $pre, $args, $url ) use ( $email ) {
-			unset( $args );
-			if ( false === strpos( $url, '/api/v1/contacts/' . rawurlencode( $email ) . '/kyc' ) ) {
-				return $pre;
-			}
-			$body = array(
-				'email'     => $email,
-				'status'    => 'approved',
-				'user_type' => 'investor',
-				'level'     => 'enhanced',
-			);
-			return array(
-				'headers'  => array(),
-				'body'     => wp_json_encode( $body ),
-				'response' => array(
-					'code'    => 200,
-					'message' => 'OK',
-				),
-				'cookies'  => array(),
-			);
-		};
-		add_filter( 'pre_http_request', $answer, 10, 3 );
-		try {
-			$this->assertNotFalse( wp_next_scheduled( Purchases::CRON ), 'scheduled on activation' );
-			do_action( Purchases::CRON );
-		} finally {
-			remove_filter( 'pre_http_request', $answer, 10 );
-		}
+		$this->assertNotFalse( wp_next_scheduled( Purchases::CRON ), 'scheduled on activation' );
+		$approved = array(
+			'status'    => 'approved',
+			'user_type' => 'investor',
+			'level'     => 'enhanced',
+		);
+		$this->with_kyc_answer( $email, $approved, fn() => do_action( Purchases::CRON ) );
 		$this->assertSame( 'processing', $held->get_status() );
 		$this->assertSame( '', $held->get_meta( Purchases::HOLD_META ) );
 		$this->assertStringContainsString( 'Identity verified: released', implode( ' ', $held->notes() ) );
