@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from bridge.kyc import retry
 from bridge.kyc.states import Status
 
 USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
@@ -137,6 +138,8 @@ class Config:
     concurrency: int = 4
     breaker_failures: int = 5
     breaker_probe_seconds: float = 5.0
+    # [onboarding.retry]: per final status, whether the person may try again (bridge/kyc/retry.py).
+    retry_allowed: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType(dict(retry.DEFAULT)))
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -290,7 +293,19 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         concurrency=worker.positive("concurrency", int, 4),
         breaker_failures=worker.positive("breaker_failures", int, 5),
         breaker_probe_seconds=float(worker.positive("breaker_probe_seconds", (int, float), 5.0)),
+        retry_allowed=_retry(onboarding.sub("retry")),
     )
+
+
+def _retry(table: _Reader) -> Mapping[str, bool]:
+    allowed = dict(retry.DEFAULT)
+    for status, value in table.table.items():
+        if status not in retry.CONFIGURABLE:
+            raise table.error(status, f"not a status with a retry choice (one of {', '.join(retry.CONFIGURABLE)})")
+        if not isinstance(value, bool):
+            raise table.error(status, "must be true or false")
+        allowed[status] = value
+    return MappingProxyType(allowed)
 
 
 def _n8n(n8n: _Reader) -> N8nConfig:

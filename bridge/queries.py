@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
+from bridge.consent.onboarding import kyc_status
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc.states import status_of_event
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
-from bridge.store.models import Contact, Inquiry, Job
+from bridge.store.models import AuditEntry, Consent, Contact, Event, Inquiry, Job, Reminder
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class InquiryView:
     user_type: str
     level: str | None
     email: str | None
+    first_name: str | None
     template_id: str | None
     reference_id: str | None
     decided_at: datetime | None
@@ -30,15 +34,19 @@ class InquiryView:
     updated_at: datetime
     crm_sync: str  # none | pending | done | skipped | dead
     crm_sync_error: str | None
+    waiting_hours: float | None = None  # needs_review only: hours since the case entered review
+    overdue: bool = False  # waited longer than REVIEW_TARGET_HOURS
 
     def as_json(self) -> dict[str, object]:
         return {
             "inquiry_id": self.inquiry_id, "status": self.status, "user_type": self.user_type,
-            "level": self.level, "email": self.email, "template_id": self.template_id,
+            "level": self.level, "email": self.email, "first_name": self.first_name,
+            "template_id": self.template_id,
             "reference_id": self.reference_id, "decided_at": iso_utc(self.decided_at),
             "decided_by_event": self.decided_by, "redacted_at": iso_utc(self.redacted_at),
             "updated_at": iso_utc(self.updated_at), "crm_sync": self.crm_sync,
-            "crm_sync_error": self.crm_sync_error,
+            "crm_sync_error": self.crm_sync_error, "waiting_hours": self.waiting_hours,
+            "overdue": self.overdue,
         }
 
 
@@ -70,110 +78,251 @@ def _sync_states(session: Session, inquiry_ids: list[str]) -> dict[str, tuple[st
     return states
 
 
-def _views(session: Session, rows: list[tuple[Inquiry, str | None]]) -> list[InquiryView]:
-    syncs = _sync_states(session, [inquiry.inquiry_id for inquiry, _ in rows])
-    return [
-        InquiryView(
-            inquiry.inquiry_id, inquiry.status, inquiry.user_type, inquiry.level, email,
-            inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
-            inquiry.redacted_at, inquiry.updated_at,
-            *syncs.get(inquiry.inquiry_id, ("none", None)),
-        )
-        for inquiry, email in rows
-    ]
-
-
-def list_inquiries(session: Session, *, status: str | None, user_type: str | None, email: str | None,
-                   page: int, per_page: int) -> Page:
-    query = select(Inquiry, Contact.email).outerjoin(Contact, Contact.id == Inquiry.contact_id)
-    if status:
-        query = query.where(Inquiry.status == status)
-    if user_type:
-        query = query.where(Inquiry.user_type == user_type)
-    if email:
-        query = query.where(Contact.email == email)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
-        query.order_by(Inquiry.updated_at.desc(), Inquiry.id.desc()).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return Page(_views(session, [(r[0], r[1]) for r in rows]), total, page, per_page)
-
-
-def get_inquiry(session: Session, inquiry_id: str) -> InquiryView | None:
-    row = session.execute(
-        select(Inquiry, Contact.email).outerjoin(Contact, Contact.id == Inquiry.contact_id)
-        .where(Inquiry.inquiry_id == inquiry_id)
-    ).first()
-    return _views(session, [(row[0], row[1])])[0] if row else None
-
-
 REVIEW_TARGET_HOURS = 24
 DECIDED_OR_SUBMITTED = ("completed", "needs_review", "approved", "declined")
+DECISIONS = ("approved", "declined")
+NEEDS_REVIEW = "needs_review"
+REVIEW_QUEUE_LIMIT = 50  # stats' review queue: the longest waiting cases only
+MEDIAN_SAMPLE = 1000  # the median time to a decision looks at the newest decisions only
+# A review case waits since its last status change (the event that put it into review).
+_WAITING_SINCE = func.coalesce(Inquiry.decided_at, Inquiry.updated_at)
+
+
+def waiting(status: str, since: datetime | None, now: datetime) -> tuple[float | None, bool]:
+    """(hours waited, overdue) of a case in review; (None, False) for any other status."""
+    if status != NEEDS_REVIEW or since is None:
+        return None, False
+    hours = (now - since).total_seconds() / 3600
+    return round(hours, 2), hours > REVIEW_TARGET_HOURS
+
+
+def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
+           now: datetime | None = None) -> list[InquiryView]:
+    syncs = _sync_states(session, [inquiry.inquiry_id for inquiry, _, _ in rows])
+    views = []
+    for inquiry, email, first_name in rows:
+        hours, overdue = waiting(inquiry.status, inquiry.decided_at or inquiry.updated_at, now) if now else (None, False)
+        views.append(InquiryView(
+            inquiry.inquiry_id, inquiry.status, inquiry.user_type, inquiry.level, email, first_name,
+            inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
+            inquiry.redacted_at, inquiry.updated_at,
+            *syncs.get(inquiry.inquiry_id, ("none", None)), waiting_hours=hours, overdue=overdue,
+        ))
+    return views
+
+
+# What `sort` may name, and the column each orders by (`waiting` = time in review).
+SORT_COLUMNS = {
+    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": Inquiry.status,
+    "user_type": Inquiry.user_type, "level": Inquiry.level, "email": Contact.email,
+    "name": Contact.first_name, "waiting": _WAITING_SINCE,
+}
+
+
+@dataclass(frozen=True)
+class InquiryFilter:
+    status: str | None = None
+    user_type: str | None = None
+    level: str | None = None
+    email: str | None = None  # exact (normalised)
+    search: str | None = None  # part of an email or first name, any case
+    sort: str = "updated_at"
+    descending: bool = True
+    overdue_first: bool = False  # review cases past the target first, longest waiting first
+
+
+def _ordered(column, descending: bool):  # type: ignore[no-untyped-def]
+    """Order by `column` with NULLs last on every backend (they disagree by default)."""
+    return [case((column.is_(None), 1), else_=0), column.desc() if descending else column.asc()]
+
+
+def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
+                   where: InquiryFilter = InquiryFilter()) -> Page:
+    query = select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
+    if where.status:
+        query = query.where(Inquiry.status == where.status)
+    if where.user_type:
+        query = query.where(Inquiry.user_type == where.user_type)
+    if where.level:
+        query = query.where(Inquiry.level == where.level)
+    if where.email:
+        query = query.where(Contact.email == where.email)
+    if where.search:
+        # "!" escapes LIKE's wildcards: a backslash would need its own escaping on MySQL.
+        term = where.search.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        pattern = f"%{term}%"
+        query = query.where(Contact.email.like(pattern, escape="!") | func.lower(Contact.first_name).like(pattern, escape="!"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    order = []
+    if where.overdue_first:
+        overdue = (Inquiry.status == NEEDS_REVIEW) & (_WAITING_SINCE < now - timedelta(hours=REVIEW_TARGET_HOURS))
+        order += [case((overdue, 0), else_=1), case((overdue, _WAITING_SINCE), else_=None).asc()]
+    order += _ordered(SORT_COLUMNS[where.sort], where.descending)
+    order.append(Inquiry.id.desc() if where.descending else Inquiry.id.asc())
+    rows = session.execute(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now), total, page, per_page)
+
+
+def get_inquiry(session: Session, inquiry_id: str, now: datetime | None = None) -> InquiryView | None:
+    row = session.execute(
+        select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
+        .where(Inquiry.inquiry_id == inquiry_id)
+    ).first()
+    return _views(session, [(row[0], row[1], row[2])], now)[0] if row else None
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def funnel(session: Session) -> dict[str, object]:
+    """The funnel on people, each step a subset of the one before: consented → started (consented
+    and has an inquiry) → completed (submitted or decided) → approved. People known only from a
+    webhook (no consent recorded here) are counted beside it, not in it."""
+    def with_inquiry(*statuses: str):  # type: ignore[no-untyped-def]
+        query = select(Inquiry.id).where(Inquiry.contact_id == Consent.contact_id)
+        return exists(query.where(Inquiry.status.in_(statuses)) if statuses else query)
+
+    def consented(*conditions) -> int:  # type: ignore[no-untyped-def]
+        return session.scalar(select(func.count(func.distinct(Consent.contact_id))).where(*conditions)) or 0
+
+    steps = {"consented": consented(), "started": consented(with_inquiry()),
+             "completed": consented(with_inquiry(*DECIDED_OR_SUBMITTED)), "approved": consented(with_inquiry("approved"))}
+    has_consent = exists(select(Consent.id).where(Consent.contact_id == Inquiry.contact_id))
+    person = func.coalesce(Inquiry.contact_id, -Inquiry.id)  # an inquiry without a contact is one person
+    without_consent = session.scalar(select(func.count(func.distinct(person))).where(~has_consent)) or 0
+    names = list(steps)
+    conversion = {name: _percent(steps[name], steps[names[i - 1]]) for i, name in enumerate(names) if i}
+    return {**steps, "without_consent": without_consent, "conversion": conversion,
+            "overall": _percent(steps["approved"], steps["consented"])}
+
+
+def median_hours_to_decision(session: Session) -> float | None:
+    """Median hours from an inquiry's first event to its approval or decline (both Persona's times),
+    over the newest MEDIAN_SAMPLE decisions; an inquiry first seen with its decision does not count."""
+    first_event = (select(func.min(Event.created_at)).where(Event.inquiry_id == Inquiry.inquiry_id)
+                   .correlate(Inquiry).scalar_subquery())
+    rows = session.execute(
+        select(first_event, Inquiry.decided_at)
+        .where(Inquiry.status.in_(DECISIONS), Inquiry.decided_at.is_not(None))
+        .order_by(Inquiry.decided_at.desc()).limit(MEDIAN_SAMPLE)
+    ).all()
+    hours = [(decided - first).total_seconds() / 3600 for first, decided in rows if first is not None and decided > first]
+    return round(median(hours), 2) if hours else None
 
 
 def stats(session: Session, *, now: datetime) -> dict[str, object]:
     """Counts per status, the funnel, and the review queue with waiting times against 24 h."""
-    from bridge.store.models import Consent
-
     counts = dict(session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)).all())
-    # The funnel counts people; an inquiry known to no contact (webhook without email) counts as one.
-    person = func.coalesce(Inquiry.contact_id, -Inquiry.id)
-
-    def people(*statuses: str) -> int:
-        query = select(func.count(func.distinct(person)))
-        return session.scalar(query.where(Inquiry.status.in_(statuses)) if statuses else query) or 0
-
-    consented = session.scalar(select(func.count(func.distinct(Consent.contact_id)))) or 0
-    started = people()
-    completed = people(*DECIDED_OR_SUBMITTED)
-    approved = people("approved")
+    in_review = Inquiry.status == NEEDS_REVIEW
+    review_total = session.scalar(select(func.count()).where(in_review)) or 0
+    review_overdue = session.scalar(select(func.count()).where(
+        in_review, _WAITING_SINCE < now - timedelta(hours=REVIEW_TARGET_HOURS))) or 0
+    # The longest waiting only: the full queue is paged through GET /api/v1/inquiries?status=needs_review.
     queue_rows = session.execute(
         select(Inquiry.inquiry_id, Inquiry.user_type, Inquiry.level, Inquiry.decided_at, Inquiry.updated_at)
-        .where(Inquiry.status == "needs_review").order_by(Inquiry.decided_at)
+        .where(in_review).order_by(*_ordered(_WAITING_SINCE, False), Inquiry.id).limit(REVIEW_QUEUE_LIMIT)
     ).all()
     review_queue = []
     for inquiry_id, user_type, level, decided_at, updated_at in queue_rows:
         since = decided_at or updated_at
-        waited = (now - since).total_seconds() / 3600
+        hours, overdue = waiting(NEEDS_REVIEW, since, now)
         review_queue.append({
             "inquiry_id": inquiry_id, "user_type": user_type, "level": level,
-            "waiting_since": iso_utc(since), "waiting_hours": round(waited, 2),
-            "overdue": waited > REVIEW_TARGET_HOURS,
+            "waiting_since": iso_utc(since), "waiting_hours": hours, "overdue": overdue,
         })
     return {
         "counts": counts,
-        "funnel": {"consented": consented, "started": started, "completed": completed,
-                   "approved": approved},
+        "funnel": funnel(session),
+        "median_hours_to_decision": median_hours_to_decision(session),
         "review_queue": review_queue,
+        "review_total": review_total,
+        "review_overdue": review_overdue,
         "review_target_hours": REVIEW_TARGET_HOURS,
     }
 
 
-def contact_view(session: Session, email: str) -> dict[str, object] | None:
-    """`kyc-bridge contact EMAIL`: what the bridge holds on a person (the privacy export), their
-    standing (as GET /api/v1/contacts/<email>/kyc), their jobs, and the audit entries about them
-    or their inquiries. None when the email is unknown."""
-    from bridge.consent import onboarding, privacy
-    from bridge.store.models import AuditEntry
+# --- one person: what the admin's detail view shows ---------------------------------------------
 
-    held = privacy.export(session, email)
-    contact_id = session.scalar(select(Contact.id).where(Contact.email == email))
-    if held is None or contact_id is None:
+
+def contact_by_email(session: Session, email: str) -> Contact | None:
+    return session.scalars(select(Contact).where(Contact.email == email)).one_or_none()
+
+
+def contact_jobs(session: Session, contact: Contact, inquiry_ids: list[str]) -> list[Job]:
+    """The outbox jobs about a person: those of their inquiries, and the link, tag and reminder jobs
+    that carry their contact (or reminder) id instead of an inquiry id."""
+    about_contact = queue.payload_holds("contact_id", contact.id)
+    for reminder_id in session.scalars(select(Reminder.id).where(Reminder.contact_id == contact.id)):
+        about_contact = about_contact | queue.payload_holds("reminder_id", reminder_id)
+    condition = Job.inquiry_id.is_(None) & about_contact
+    if inquiry_ids:
+        condition = condition | Job.inquiry_id.in_(inquiry_ids)
+    return list(session.scalars(select(Job).where(condition).order_by(Job.id.desc()).limit(JOBS_SHOWN)))
+
+
+JOBS_SHOWN = 100  # newest first; a person has a handful
+
+
+def job_state(job: Job) -> str:
+    """queued | running | done | skipped | failed (waiting for a retry) | dead."""
+    if job.state == queue.DONE:
+        return "skipped" if (job.result or "").startswith(SKIPPED_PREFIX) else "done"
+    if job.state == queue.QUEUED and job.last_error:
+        return queue.FAILED
+    return job.state
+
+
+def _job_json(job: Job) -> dict[str, object]:
+    event_type = json.loads(job.payload or "{}").get("type") if job.kind == queue.N8N_EVENT else None
+    return {"id": job.id, "kind": job.kind, "event_type": event_type, "inquiry_id": job.inquiry_id,
+            "state": job_state(job), "attempts": job.attempts, "max_attempts": job.max_attempts,
+            "last_error": job.last_error, "result": job.result, "created_at": iso_utc(job.created_at),
+            "updated_at": iso_utc(job.updated_at)}
+
+
+def contact_detail(session: Session, email: str, *, now: datetime) -> dict[str, object] | None:
+    """A person's KYC standing, consents, inquiries with their status history, and the CRM sync and
+    n8n jobs about them with their errors; None for an unknown email."""
+    contact = contact_by_email(session, email)
+    if contact is None:
         return None
-    inquiry_ids = [item["inquiry_id"] for item in held["inquiries"]]
-    # Jobs name an inquiry, or (a tag for a person without one) the contact in their canonical JSON payload.
-    own = (Job.inquiry_id.in_(inquiry_ids) if inquiry_ids else Job.id.is_(None)) | \
-        Job.payload.like(f'%"contact_id":{int(contact_id)},%') | Job.payload.like(f'%"contact_id":{int(contact_id)}}}')
-    jobs = session.scalars(select(Job).where(own).order_by(Job.id)).all()
-    subjects = [f"contact:{contact_id}", *inquiry_ids, *(f"job:{job.id}" for job in jobs)]
-    history = session.scalars(select(AuditEntry).where(AuditEntry.subject.in_(subjects))
-                              .order_by(AuditEntry.seq)).all()
+    inquiries = session.scalars(select(Inquiry).where(Inquiry.contact_id == contact.id).order_by(Inquiry.id)).all()
+    inquiry_ids = [i.inquiry_id for i in inquiries]
+    views = _views(session, [(i, contact.email, contact.first_name) for i in inquiries], now)
+    events: dict[str, list[dict[str, object]]] = {inquiry_id: [] for inquiry_id in inquiry_ids}
+    if inquiry_ids:
+        for event in session.scalars(select(Event).where(Event.inquiry_id.in_(inquiry_ids))
+                                     .order_by(Event.created_at, Event.id)):
+            reported = status_of_event(event.name, None)
+            events[event.inquiry_id or ""].append({
+                "event": event.name, "status": reported.value if reported else None,
+                "at": iso_utc(event.created_at), "received_at": iso_utc(event.received_at), "applied": event.applied})
+    consents = session.scalars(select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)).all()
+    jobs = contact_jobs(session, contact, inquiry_ids)
     return {
-        **held,
-        "kyc": onboarding.kyc_status(session, email).as_json(),
-        "jobs": [{"id": job.id, "kind": job.kind, "inquiry_id": job.inquiry_id, "state": job.state,
-                  "attempts": job.attempts, "max_attempts": job.max_attempts, "last_error": job.last_error,
-                  "result": job.result, "updated_at": iso_utc(job.updated_at)} for job in jobs],
-        "history": [{"seq": entry.seq, "at": iso_utc(entry.at), "action": entry.action, "subject": entry.subject,
-                     "detail": json.loads(entry.detail)} for entry in history],
+        "email": contact.email, "first_name": contact.first_name, "wp_user_id": contact.wp_user_id,
+        "created_at": iso_utc(contact.created_at), "consent_withdrawn_at": iso_utc(contact.consent_withdrawn_at),
+        "kyc": kyc_status(session, email).as_json(),
+        "consents": [{"user_type": c.user_type, "text_version": c.text_version, "source": c.source,
+                      "created_at": iso_utc(c.created_at), "withdrawn_at": iso_utc(c.withdrawn_at)}
+                     for c in consents],
+        "inquiries": [{**view.as_json(), "history": events[view.inquiry_id]} for view in views],
+        "jobs": [_job_json(job) for job in jobs],
+        "dead_jobs": sum(1 for job in jobs if job.state == queue.DEAD),
     }
+
+
+def contact_view(session: Session, email: str, *, now: datetime) -> dict[str, object] | None:
+    """`kyc-bridge contact EMAIL`: the admin's detail view (`contact_detail`) and the audit entries
+    about the person, their inquiries and their jobs, oldest first. None when the email is unknown."""
+    detail = contact_detail(session, email, now=now)
+    contact = contact_by_email(session, email)
+    if detail is None or contact is None:
+        return None
+    subjects = [f"contact:{contact.id}", *(i["inquiry_id"] for i in detail["inquiries"]),  # type: ignore[attr-defined]
+                *(f"job:{job['id']}" for job in detail["jobs"])]  # type: ignore[attr-defined]
+    history = session.scalars(select(AuditEntry).where(AuditEntry.subject.in_(subjects)).order_by(AuditEntry.seq))
+    return {**detail, "history": [{"seq": entry.seq, "at": iso_utc(entry.at), "action": entry.action,
+                                   "subject": entry.subject, "detail": json.loads(entry.detail)}
+                                  for entry in history]}

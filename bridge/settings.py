@@ -31,6 +31,9 @@ class Settings:
     n8n_signing_secret: str | None
     # Set by bridge/app/gunicorn_conf.py for its web processes, not by operators (bridge/intake/writer.py).
     intake_socket: str | None = None
+    # BRIDGE_READ_TOKEN: a second bearer token for n8n and the site's front end: status lookups,
+    # links and sessions only; every other route answers 403 to it (bridge/web/common.py).
+    read_token: str | None = None
 
     @property
     def fluentcrm_enabled(self) -> bool:
@@ -83,4 +86,11 @@ class Settings:
             n8n_token=get("N8N_TOKEN"),
             n8n_signing_secret=get("N8N_SIGNING_SECRET"),
             intake_socket=get("BRIDGE_INTAKE_SOCKET"),
+            read_token=_read_token(get("BRIDGE_READ_TOKEN"), get("BRIDGE_ADMIN_TOKEN")),
         )
+
+
+def _read_token(read: str | None, admin: str | None) -> str | None:
+    if read is not None and read == admin:
+        raise SettingsError("BRIDGE_READ_TOKEN must differ from BRIDGE_ADMIN_TOKEN (it is the token with fewer rights)")
+    return read

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond Python packages (idempotent; fast when all is there):
 #   - Debian packages for the WordPress plugin and browser tests: Chromium, PHP, WordPress, PHPUnit,
-#     php-codesniffer, MariaDB (the plugin tests run their own server on a socket), gettext, openssl;
+#     php-codesniffer, MariaDB (the plugin tests run their own server on a socket), gettext, openssl,
+#     php-zip (WordPress writes personal-data exports as zip files);
 #   - node 24 and the pinned n8n 2.41.1, cached outside the repository (scripts/n8n-install.sh).
 # Debian packages need root; without it, missing packages are reported and the tests that need them
 # skip with a reason (or fail under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(chromium php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress
+PACKAGES=(chromium php-cli php-mysql php-curl php-xml php-mbstring php-intl php-zip wordpress
   wordpress-theme-twentytwentythree phpunit php-codesniffer mariadb-server mariadb-client nginx
   gettext openssl)
 

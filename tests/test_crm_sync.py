@@ -148,3 +148,49 @@ def test_a_claimed_sync_waits_for_the_intake_transaction_that_counted_on_it(runt
     assert isinstance(target, crm_sync.Target)
     assert target.plan == tags.plan(config.status_tags, Status.APPROVED, config.user_types["investor"],
                                     monitoring_tag=config.monitoring_tag)
+
+
+def test_consent_withdrawal_takes_the_kyc_tags_away_and_asks_persona_to_redact(client, crm_runtime, config, fluentcrm):
+    """Issue 17: a withdrawal removes the KYC tags in FluentCRM (not the site's other tags) and,
+    with a Persona API key, queues the redaction of the person's inquiries, as erasure does."""
+    from dataclasses import replace
+
+    from bridge.store.models import Job
+
+    fluentcrm.add_contact("pat@example.com", tag_slugs=["newsletter"])  # the site's own tag stays
+    deliver(client, config, "needs_review", 1, inquiry_id="inq_w1")
+    deliver(client, config, "approved", 2, inquiry_id="inq_w1")
+    Worker(crm_runtime).drain()
+    assert {"kyc-approved", "kyc-type-investor", "newsletter"} <= set(fluentcrm.contact("pat@example.com").tag_slugs)
+
+    crm_runtime.settings = replace(crm_runtime.settings, persona_api_key="persona_test_key")
+    response = create_app(runtime=crm_runtime).test_client().delete(
+        "/api/v1/contacts/pat@example.com/consent", headers=admin_headers())
+    assert response.status_code == 200
+    with crm_runtime.sessions() as session:
+        queued = session.execute(sa.select(Job.kind, Job.inquiry_id).where(Job.state == "queued")).all()
+    assert sorted(queued) == [("crm.sync", "inq_w1"), ("persona.redact", "inq_w1")]
+    crm_runtime.settings = replace(crm_runtime.settings, persona_api_key=None)  # no Persona here: skip the call
+    outcomes = crm(Worker(crm_runtime).drain())
+    assert [o.outcome for o in outcomes] == ["done"]
+    assert set(fluentcrm.contact("pat@example.com").tag_slugs) == {"newsletter"}
+    # A later status change adds nothing back.
+    deliver(client, config, "declined", 3, inquiry_id="inq_w1")
+    Worker(crm_runtime).drain()
+    assert not {"kyc-declined", "kyc-type-investor"} & set(fluentcrm.contact("pat@example.com").tag_slugs)
+
+
+def test_withdrawal_of_a_person_fluentcrm_does_not_know_creates_no_contact(client, crm_runtime, config, fluentcrm):
+    from bridge.consent import onboarding
+
+    # Stored, never synced (the job is taken over before the worker runs).
+    deliver(client, config, "approved", 1, inquiry_id="inq_w2", email="quiet@example.com")
+    with crm_runtime.sessions.begin() as session:
+        from bridge.store.models import Job
+
+        session.execute(sa.delete(Job))
+    assert onboarding.withdraw_consent(crm_runtime.sessions, "quiet@example.com", now=T0)
+    outcomes = crm(Worker(crm_runtime).drain())
+    assert [o.outcome for o in outcomes] == ["done"]
+    assert all(c.email != "quiet@example.com" for c in fluentcrm.contacts())
+    assert not [r for r in fluentcrm.requests if r.method == "POST" and r.path == "/subscribers"]

@@ -479,3 +479,17 @@ def test_no_email_or_name_in_any_reason_or_log_record(crm: FakeFluentCRM, caplog
                "Secret.Person(at)example"}
     leaks = [(secret, text) for text in texts for secret in secrets if secret.lower() in text.lower()]
     assert leaks == []
+
+
+def test_remove_tags_never_creates_a_contact_and_detaches_only_what_it_names(crm: FakeFluentCRM, sink: FluentCRMClient) -> None:
+    """Issue 17 (consent withdrawal): an unknown person stays unknown; a known one loses only the named tags."""
+    assert sink.remove_tags(EMAIL, [REJECTED]) is None
+    assert crm.writes() == [] and crm.contacts() == []
+
+    crm.add_contact(EMAIL, tag_slugs=["newsletter", REJECTED.slug])
+    result = sink.remove_tags(EMAIL, [REJECTED, TagRef("kyc-approved", "KYC: Approved")])
+    assert result is not None and result.detached == (REJECTED.slug,)
+    assert crm.contact(EMAIL).tag_slugs == ("newsletter",)
+    writes = len(crm.writes())
+    assert sink.remove_tags(EMAIL, [REJECTED]).detached == ()  # a repeat writes nothing
+    assert len(crm.writes()) == writes

@@ -166,7 +166,7 @@ def test_welcome_variant_follows_the_user_type(client, n8n_runtime, config, n8n,
     assert [e["welcome_variant"] for e in n8n.accepted()] == [variant]
 
 
-@pytest.mark.parametrize("status", ["declined", "failed", "expired"])
+@pytest.mark.parametrize("status", ["failed", "expired"])  # declined: by the retry rule (tests/test_retry_rule.py)
 def test_issue_events_carry_a_signed_link_for_the_same_person_and_type(client, n8n_runtime, config, n8n, status):
     deliver(client, config, status, 1, user_type="investor")
     Worker(n8n_runtime).drain()

@@ -107,12 +107,18 @@ def seed_bridge(bridge) -> dict:  # type: ignore[no-untyped-def]
         "declined": ("vendor", ["created", "completed", "declined"]),
         "pending": ("investor", ["created", "pending"]),
         "erase": ("customer", ["created", "completed", "approved"]),
+        "admin_actions": ("investor", ["created", "completed", "approved"]),
+        "admin_erase": ("customer", ["created", "completed", "approved"]),
+        "admin_export": ("vendor", ["created", "completed", "declined"]),
+        "self_withdraw": ("customer", ["created", "completed", "approved"]),
+        "self_readonly": ("vendor", ["created", "completed", "approved"]),
     }
     seeded = {}
     for key, (user_type, statuses) in people.items():
         email = f"{key.replace('_', '-')}@example.test"
         inquiry_id = f"inq_wpunit{key.replace('_', '')}"
-        bridge.seed(inquiry_id=inquiry_id, user_type=user_type, email=email, statuses=statuses)
+        bridge.seed(inquiry_id=inquiry_id, user_type=user_type, email=email, statuses=statuses,
+                    first_name=key.split("_")[0].title())
         seeded[key] = {"email": email, "inquiry_id": inquiry_id, "user_type": user_type}
     link = bridge.api("POST", "/api/v1/links", json={"email": "link-visitor@example.test", "user_type": "vendor"})
     assert link.status_code == 201, link.text
@@ -130,19 +136,23 @@ def seed_bridge(bridge) -> dict:  # type: ignore[no-untyped-def]
 def test_phpunit_inside_wordpress_against_the_bridge(wordpress, bridge, persona_standin, tmp_path) -> None:  # type: ignore[no-untyped-def]
     phpunit = need("phpunit", "phpunit")
     fixtures = seed_bridge(bridge)
-    fixtures.update({"bridge_url": bridge.url, "bridge_token": bridge.token, "closed_port": free_port(),
+    fixtures.update({"bridge_url": bridge.url, "bridge_token": bridge.token, "bridge_read_token": bridge.read_token,
+                     "closed_port": free_port(),
                      "hosted_flow_url": persona_standin.https_url + "/verify"})
     fixtures_file = tmp_path / "fixtures.json"
     fixtures_file.write_text(json.dumps(fixtures))
     os.chmod(tmp_path, 0o755)
     junit = tmp_path / "phpunit.xml"
     log_from = wordpress.log_offset()
-    result = subprocess.run(
-        ["php", "-d", f"auto_prepend_file={WP_TESTS / 'phpunit' / 'load-wordpress.php'}", phpunit,
-         "-c", str(WP_TESTS / "phpunit.xml.dist"), "--log-junit", str(junit)],
-        capture_output=True, text=True, timeout=300, cwd=WP_TESTS,
-        env={**os.environ, "WP_DIR": str(wordpress.wp_dir), "WP_URL": wordpress.url,
-             "KYCB_TEST_FIXTURES": str(fixtures_file)})
+    try:
+        result = subprocess.run(
+            ["php", "-d", f"auto_prepend_file={WP_TESTS / 'phpunit' / 'load-wordpress.php'}", phpunit,
+             "-c", str(WP_TESTS / "phpunit.xml.dist"), "--log-junit", str(junit)],
+            capture_output=True, text=True, timeout=300, cwd=WP_TESTS,
+            env={**os.environ, "WP_DIR": str(wordpress.wp_dir), "WP_URL": wordpress.url,
+                 "KYCB_TEST_FIXTURES": str(fixtures_file)})
+    finally:  # PHPUnit may write uploads (privacy exports) as root: give them back to the web server
+        wordpress.give_back_uploads()
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "phpunit-output.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
@@ -162,5 +172,5 @@ def test_site_pages_render_without_php_notices(wordpress) -> None:  # type: igno
     for url in wordpress.info["pages"].values():
         answer = requests.get(url, timeout=30)
         assert answer.status_code == 200, url
-        assert "kycb-verify" in answer.text, url
+        assert "kycb-verify" in answer.text or "kycb-self" in answer.text, url
     assert not wordpress.plugin_log_problems(log_from)

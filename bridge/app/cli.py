@@ -254,19 +254,16 @@ def jobs_retry(job_ids: tuple[int, ...], retry_all: bool) -> None:
                                           "instead of printing one.")
 def link(email: str, user_type: str, first_name: str | None, send: bool) -> None:
     """Print a signed, expiring verification link for a person (or have n8n email one)."""
-    from bridge.outbox import notify
+    from bridge import operations
     from bridge.consent import onboarding
 
     runtime = load_runtime()
     if send:
         try:
             with transaction(runtime.sessions) as session:
-                normalized = onboarding.validate_link_request(runtime.config, email, user_type)
-                contact = onboarding.upsert_contact(session, normalized, first_name=first_name, wp_user_id=None,
-                                                    now=runtime.clock())
-                notify.request_link(session, runtime.config, contact_id=contact.id, user_type=user_type,
-                                    now=runtime.clock())
-        except onboarding.OnboardingError as exc:
+                operations.send_link(session, runtime.config, email=email, user_type=user_type,
+                                     first_name=first_name, now=runtime.clock())
+        except (onboarding.OnboardingError, operations.Refused) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo("queued: n8n will email a verification link (kyc.link_requested)")
         return
@@ -292,7 +289,9 @@ def consent_withdraw(email: str) -> None:
 
     runtime = load_runtime()
     try:
-        known = onboarding.withdraw_consent(runtime.sessions, email, now=runtime.clock())
+        known = onboarding.withdraw_consent(runtime.sessions, email, now=runtime.clock(),
+                                            max_attempts=runtime.config.max_attempts,
+                                            redact_at_persona=bool(runtime.settings.persona_api_key))
     except onboarding.OnboardingError as exc:
         raise click.ClickException(str(exc)) from None
     if not known:
@@ -358,7 +357,7 @@ def contact(email: str, as_json: bool) -> None:
     from bridge import queries
 
     with transaction(load_store()) as session:
-        view = queries.contact_view(session, _email_argument(email))
+        view = queries.contact_view(session, _email_argument(email), now=datetime.now(timezone.utc))
     if view is None:
         raise click.ClickException("no data held for this email")
     if as_json:

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
-from bridge.kyc import emails, link_tokens, monitoring, standing, text
+from bridge.consent import privacy
+from bridge.kyc import emails, link_tokens, monitoring, retry, standing, text
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -45,6 +46,15 @@ class AttemptsExhausted(Exception):
     def __init__(self, used: int):
         super().__init__(f"{used} verification attempts used for this user type: manual review is needed")
         self.used = used
+
+
+class RetryNotAllowed(AttemptsExhausted):
+    """The person's last verification of this user type ended in a status the configured retry
+    rule ([onboarding.retry]) does not let them try again after: a person must review it."""
+
+    def __init__(self, used: int, status: str):
+        Exception.__init__(self, f"a new verification after {status!r} is not allowed here: manual review is needed")
+        self.used, self.status = used, status
 
 
 class PersonaAPI(Protocol):
@@ -193,11 +203,19 @@ def _unfinished_inquiry(session: Session, config: Config, contact_id: int, user_
 
 
 def _attempts_used(session: Session, contact_id: int, user_type: str) -> int:
-    return session.scalar(
-        select(func.count()).select_from(VerificationSession).where(
-            VerificationSession.contact_id == contact_id, VerificationSession.user_type == user_type,
-            VerificationSession.resumed.is_(False))
-    ) or 0
+    """Real inquiries of this user type since the person's last approval of it: created at Persona
+    through the API, or seen in a webhook. Clicks that created nothing at Persona do not count, and
+    an approval starts the count again (a later re-verification has its own attempts)."""
+    mine = (Inquiry.contact_id == contact_id) & (Inquiry.user_type == user_type)
+    last_approval = session.scalar(select(func.max(Inquiry.id)).where(mine, Inquiry.status == Status.APPROVED.value))
+    since = mine & (Inquiry.id > last_approval) if last_approval else mine
+    return session.scalar(select(func.count()).select_from(Inquiry).where(since)) or 0
+
+
+def _last_status(session: Session, contact_id: int, user_type: str) -> str | None:
+    return session.scalars(select(Inquiry.status).where(Inquiry.contact_id == contact_id,
+                                                        Inquiry.user_type == user_type)
+                           .order_by(Inquiry.created_at.desc(), Inquiry.id.desc()).limit(1)).first()
 
 
 def _record_consent(session: Session, config: Config, secret_key: str, request: SessionRequest,
@@ -230,7 +248,14 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
     user_type = config.user_types[request.user_type]
     with transaction(sessions) as session:
         plan = _record_consent(session, config, secret_key, request, email, now)
-        if plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
+        last = _last_status(session, plan.contact_id, request.user_type) if plan.resume_inquiry_id is None else None
+        if last in retry.CONFIGURABLE and not retry.may_retry(last, config.retry_allowed):
+            audit.append(session, "onboarding.retry_refused", f"contact:{plan.contact_id}",
+                         {"user_type": request.user_type, "reason": last}, at=now)
+            refused: str | None = last
+        else:
+            refused = None
+        if refused is None and plan.resume_inquiry_id is None and plan.attempts_used >= config.max_attempts_per_type:
             queue.enqueue(session, queue.CRM_TAG, inquiry_id=None,
                           payload={"contact_id": plan.contact_id, "tag": "manual_review"},
                           max_attempts=config.max_attempts, now=now, coalesce=True,
@@ -240,6 +265,8 @@ def start_session(sessions: sessionmaker[Session], config: Config, *, secret_key
             exhausted = plan.attempts_used
         else:
             exhausted = None
+    if refused is not None:
+        raise RetryNotAllowed(plan.attempts_used, refused)
     if exhausted is not None:
         raise AttemptsExhausted(exhausted)
 
@@ -349,8 +376,11 @@ def resolve_link(sessions: sessionmaker[Session], config: Config, *, secret_key:
 # --- withdrawal and gating ----------------------------------------------------------------------
 
 
-def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: datetime) -> bool:
-    """Record a withdrawal; further CRM and n8n effects for the person stop. False if unknown."""
+def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: datetime, max_attempts: int = 8,
+                     redact_at_persona: bool = False) -> bool:
+    """Record a withdrawal; further CRM and n8n effects for the person stop. A CRM sync of their
+    newest inquiry takes away the KYC tags in FluentCRM, and with `redact_at_persona` Persona is
+    asked to redact their inquiries, as an erasure does. False if the email is unknown."""
     normalized = emails.normalize(email)
     if normalized is None:
         raise OnboardingError("email", "email is not a valid email address")
@@ -358,11 +388,18 @@ def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: dateti
         contact = session.scalars(select(Contact).where(Contact.email == normalized).with_for_update()).one_or_none()
         if contact is None:
             return False
-        contact.consent_withdrawn_at = now
+        contact.consent_withdrawn_at = contact.consent_withdrawn_at or now
         for consent in session.scalars(select(Consent).where(Consent.contact_id == contact.id,
                                                              Consent.withdrawn_at.is_(None))):
             consent.withdrawn_at = now
-        audit.append(session, "consent.withdrawn", f"contact:{contact.id}", {}, at=now)
+        inquiry_ids = list(session.scalars(select(Inquiry.inquiry_id).where(Inquiry.contact_id == contact.id)
+                                           .order_by(Inquiry.id)))
+        if inquiry_ids:  # one sync removes every KYC tag of the contact: the newest inquiry's is enough
+            queue.enqueue(session, queue.CRM_SYNC, inquiry_id=inquiry_ids[-1], payload={"inquiry_id": inquiry_ids[-1]},
+                          max_attempts=max_attempts, now=now, coalesce=True)
+        if redact_at_persona:
+            privacy.queue_redactions(session, inquiry_ids, max_attempts=max_attempts, now=now)
+        audit.append(session, "consent.withdrawn", f"contact:{contact.id}", {"count": len(inquiry_ids)}, at=now)
     return True
 
 
@@ -374,20 +411,51 @@ class KycAnswer:
     level: str | None
     decided_at: datetime | None
     monitoring: dict[str, str | None] | None = None  # the match holding an approval in review
+    consent_withdrawn: bool = False  # the KYC decision stays on record; no effects follow
+    may_retry: bool | None = None  # bridge/kyc/retry.py, when the caller passed the rule
 
     def as_json(self) -> dict[str, Any]:
-        return {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
-                "decided_at": iso_utc(self.decided_at), "monitoring": self.monitoring}
+        answer = {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
+                  "decided_at": iso_utc(self.decided_at), "monitoring": self.monitoring,
+                  "consent_withdrawn": self.consent_withdrawn}
+        if self.may_retry is not None:
+            answer["may_retry"] = self.may_retry
+        return answer
 
 
-def kyc_status(session: Session, email: str, user_type: str | None = None) -> KycAnswer:
+def kyc_status(session: Session, email: str, user_type: str | None = None,
+               retry_allowed: Mapping[str, bool] | None = None) -> KycAnswer:
     """The person's standing for gating (the rule is bridge.kyc.standing's: an approval wins, unless
     a monitoring match holds one in review, then `needs_review` naming the match); `not_started`
-    when there is no inquiry."""
-    query = select(Inquiry).join(Contact, Contact.id == Inquiry.contact_id).where(Contact.email == email)
-    if user_type:
-        query = query.where(Inquiry.user_type == user_type)
-    best = standing.speaking_inquiry(session.scalars(query).all())
+    when there is no inquiry. With the retry rule, also `may_retry`."""
+    return kyc_statuses(session, [email], user_type, retry_allowed)[email]
+
+
+def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None,
+                 retry_allowed: Mapping[str, bool] | None = None) -> dict[str, KycAnswer]:
+    """`kyc_status` of several normalised emails, in two queries."""
+    contacts = {row.id: row for row in session.execute(
+        select(Contact.id, Contact.email, Contact.consent_withdrawn_at).where(Contact.email.in_(addresses)))}
+    found: dict[int, list[Inquiry]] = {}
+    if contacts:
+        query = select(Inquiry).where(Inquiry.contact_id.in_(list(contacts)))
+        if user_type:
+            query = query.where(Inquiry.user_type == user_type)
+        for inquiry in session.scalars(query):
+            found.setdefault(inquiry.contact_id or 0, []).append(inquiry)
+    by_email = {row.email: row for row in contacts.values()}
+    answers = {}
+    for email in addresses:
+        row = by_email.get(email)
+        answer = _standing(email, found.get(row.id, []) if row else [], user_type)
+        answers[email] = replace(
+            answer, consent_withdrawn=bool(row and row.consent_withdrawn_at),
+            may_retry=None if retry_allowed is None else retry.may_retry(answer.status, retry_allowed))
+    return answers
+
+
+def _standing(email: str, inquiries: list[Inquiry], user_type: str | None) -> KycAnswer:
+    best = standing.speaking_inquiry(inquiries)
     if best is None:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
     held = monitoring.holds_in_review(best)

@@ -64,15 +64,20 @@ def erase(session: Session, email: str, *, redact_at_persona: bool, max_attempts
     if inquiry_ids:
         session.execute(update(Event).where(Event.inquiry_id.in_(inquiry_ids)).values(payload=None))
     if redact_at_persona:
-        for inquiry_id in inquiry_ids:
-            queue.enqueue(session, queue.PERSONA_REDACT, inquiry_id=inquiry_id, payload={"inquiry_id": inquiry_id},
-                          max_attempts=max_attempts, now=now, coalesce=True)
+        queue_redactions(session, inquiry_ids, max_attempts=max_attempts, now=now)
     audit.append(session, "contact.erased", f"contact:{contact.id}", {"count": len(inquiry_ids)}, at=now)
     if not redact_at_persona:
         redaction = "not configured"
     else:
         redaction = "requested" if inquiry_ids else "nothing to redact"
     return Erasure(len(inquiry_ids), redaction)
+
+
+def queue_redactions(session: Session, inquiry_ids: list[str], *, max_attempts: int, now: datetime) -> None:
+    """Ask Persona to redact these inquiries (erasure, consent withdrawal): one job each."""
+    for inquiry_id in inquiry_ids:
+        queue.enqueue(session, queue.PERSONA_REDACT, inquiry_id=inquiry_id, payload={"inquiry_id": inquiry_id},
+                      max_attempts=max_attempts, now=now, coalesce=True)
 
 
 def purge_payloads(session: Session, *, before: datetime, now: datetime) -> int:

@@ -38,3 +38,13 @@ def plan(
         if tag.slug not in attach_slugs:
             detach.setdefault(tag.slug, tag)
     return TagPlan(attach=tuple(attach), detach=tuple(sorted(detach.values(), key=lambda t: t.slug)))
+
+
+def withdrawn(status_tags: Mapping[Status, Tag], user_type: UserType | None, others: tuple[Tag, ...]) -> TagPlan:
+    """After a consent withdrawal: attach nothing, detach every KYC tag the bridge may have set
+    (the status tags, the user type's tag and `others`: the manual-review and monitoring tags)."""
+    detach: dict[str, Tag] = {tag.slug: tag for tag in status_tags.values()}
+    for extra in (user_type.tag if user_type else None, *others):
+        if extra is not None:
+            detach.setdefault(extra.slug, extra)
+    return TagPlan(attach=(), detach=tuple(sorted(detach.values(), key=lambda t: t.slug)))

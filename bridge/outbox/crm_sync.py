@@ -1,7 +1,8 @@
 """The domain side of the FluentCRM jobs: which contact gets which tags.
 
 `crm.sync` brings a contact's tags in line with the person's standing (bridge.kyc.standing, over
-all their inquiries) as it is when the job runs, so retries, duplicates and reordering all converge. The HTTP calls are the worker's (bridge.outbox.worker).
+all their inquiries) as it is when the job runs, so retries, duplicates and reordering all converge;
+after a consent withdrawal it removes them. The HTTP calls are the worker's (bridge.outbox.worker).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Target:
     email: str
     first_name: str | None
     plan: tags.TagPlan
+    remove_only: bool = False  # a withdrawal: take tags away, never create the contact for it
 
 
 def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
@@ -37,7 +39,10 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
     if contact is None or not contact.email:
         return f"{SKIPPED_PREFIX}: no email known for this inquiry"
     if contact.consent_withdrawn_at is not None:
-        return f"{SKIPPED_PREFIX}: consent withdrawn"
+        # No new tags after a withdrawal; the sync takes away the KYC tags it may have set.
+        plan = tags.withdrawn(config.status_tags, config.user_types.get(inquiry.user_type),
+                              (config.manual_review_tag, config.monitoring_tag))
+        return Target(contact.email, contact.first_name, plan, remove_only=True)
     # The status tag is the person's, by the rule GET /api/v1/contacts/<email>/kyc answers with: a
     # new inquiry after an approval must not take the approval's tag away.
     speaking = standing.speaking_inquiry(session.scalars(select(Inquiry).where(

@@ -20,7 +20,7 @@ from bridge.outbox import events_out, remind
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import monitoring
+from bridge.kyc import monitoring, retry
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
@@ -45,13 +45,15 @@ def monitoring_match_payload(inquiry_id: str, kind: str, report_id: str, *, occu
             "occurred_at": events_out.iso(occurred_at)}
 
 
-def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime) -> None:
-    """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link."""
+def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime,
+                 key: str | None = None) -> None:
+    """Queue a `kyc.link_requested` event: n8n emails the person a fresh verification link. A
+    caller's `key` (e.g. an order) gives every request for it the same event id, so n8n sends once."""
     if user_type not in config.user_types:
         raise onboarding.OnboardingError("user_type", f"user_type must be one of {', '.join(config.user_types)}")
     queue.enqueue(session, queue.N8N_EVENT, inquiry_id=None,
                   payload={"type": events_out.LINK_REQUESTED, "contact_id": contact_id, "user_type": user_type,
-                           "occurred_at": events_out.iso(now), "key": secrets.token_hex(12)},
+                           "occurred_at": events_out.iso(now), "key": key or secrets.token_hex(12)},
                   max_attempts=config.max_attempts, now=now)
 
 
@@ -69,7 +71,10 @@ def prepare(sessions: sessionmaker[Session], config: Config, payload: dict[str, 
         facts = _gather(session, config, payload, now)
     if isinstance(facts, str):
         return facts
-    if issue_links and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
+    # The retry rule decides whether a "KYC issue" email carries a retry link; a link an admin
+    # asked to resend always goes out.
+    allowed = facts.type == events_out.LINK_REQUESTED or retry.may_retry(facts.status, config.retry_allowed)
+    if issue_links and allowed and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
             and facts.user_type in config.user_types:
         link = onboarding.issue_link(sessions, config, secret_key=secret_key, email=facts.email,
                                      user_type=facts.user_type, first_name=None, now=now)

@@ -84,6 +84,10 @@ def _apply(client, target: crm_sync.Target | str, before_write: Callable[[], Non
         return f"dry run: would attach {_slugs(target.plan.attach)}; detach {_slugs(target.plan.detach)}"
     from bridge.sinks.fluentcrm import TagRef
 
+    if target.remove_only:
+        removed = client.remove_tags(target.email, [TagRef(t.slug, t.title) for t in target.plan.detach])
+        return "contact not in FluentCRM: nothing to detach" if removed is None else \
+            f"contact {removed.contact_id}: detached {_slugs(removed.detached)}"
     result = client.sync_contact_tags(
         target.email, target.first_name,
         [TagRef(t.slug, t.title) for t in target.plan.attach],

@@ -181,6 +181,19 @@ class FluentCRMClient:
             retryable=False,
         )
 
+    def remove_tags(self, email: str, detach: Sequence[TagRef]) -> SyncResult | None:
+        """Take these tags off the contact, if FluentCRM has one with this email (None: it has
+        not; a contact is never created just to carry no tags). Idempotent."""
+        contact = self._find_contact(email)
+        if contact is None:
+            return None
+        outcome = self._update_tags(contact, (), tuple(detach))
+        lingering = [ref.slug for ref in detach if ref.slug in outcome.contact.slugs]
+        if lingering:
+            raise SinkError(f"FluentCRM did not detach {lingering} from contact {contact.id} "
+                            "(an automation may be undoing it)", retryable=False)
+        return SyncResult(outcome.contact.id, False, (), outcome.detached, outcome.contact.slugs)
+
     # ------------------------------------------------------------------ the sync
 
     def _sync_once(

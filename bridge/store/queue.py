@@ -288,3 +288,10 @@ def list_jobs(session: Session, states: list[str] | None, limit: int) -> list[Jo
             condition = condition | ((Job.state == QUEUED) & Job.last_error.is_not(None))
         query = query.where(condition)
     return list(session.scalars(query).all())
+
+
+def payload_holds(key: str, value: int) -> Any:
+    """SQL condition: the job's payload (as `_encode` writes it: sorted keys, no spaces) has `key`
+    set to this integer, e.g. the contact of a link or tag job, which carry no inquiry id."""
+    pair = json.dumps({key: value}, separators=(",", ":"))[1:-1].replace("_", "!_")
+    return Job.payload.like(f"%{pair},%", escape="!") | Job.payload.like(f"%{pair}}}%", escape="!")

@@ -38,11 +38,12 @@ def create_app(settings: Settings | None = None, config: Config | None = None,
 
 
 def register_blueprints(app: Flask) -> None:
-    from bridge.web import api, health, limits, onboarding, verify, webhooks
+    from bridge.web import api, contacts, health, limits, onboarding, verify, webhooks
 
     limits.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(contacts.bp)
     app.register_blueprint(onboarding.bp)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from bridge.kyc import emails, link_tokens
+from bridge.kyc import link_tokens
 from bridge.consent import onboarding, privacy
-from bridge import queries
+from bridge import operations, queries
 from bridge.sinks.errors import SinkError
 from bridge.store.engine import transaction
 from bridge.kyc.timestamps import iso_utc
-from bridge.web.common import error, has_admin_token, require_admin_token, runtime
+from bridge.web.common import error, has_token, path_email, require_admin_token, require_read_token, runtime
 from bridge.web.limits import limiter, link_key, per_ip, per_link
 
 bp = Blueprint("onboarding", __name__, url_prefix="/api/v1")
@@ -65,13 +65,13 @@ def start(req: onboarding.SessionRequest):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/sessions")
-@limiter.limit(per_ip, exempt_when=has_admin_token)
-@limiter.limit(per_link, key_func=link_key, exempt_when=has_admin_token)
+@limiter.limit(per_ip, exempt_when=has_token)
+@limiter.limit(per_link, key_func=link_key, exempt_when=has_token)
 def create_session():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
         body = _json_body()
-        trusted = has_admin_token()  # server to server: the caller reports the visitor's ip and agent
+        trusted = has_token()  # server to server (either token: the site's front end may hold the read one): the caller reports the visitor's ip and agent
         if isinstance(body.get("link_token"), str):
             target = onboarding.resolve_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key,
                                              token=body["link_token"], now=rt.clock())
@@ -106,7 +106,7 @@ def create_session():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/links")
-@require_admin_token
+@require_read_token
 def create_link():  # type: ignore[no-untyped-def]
     rt = runtime()
     try:
@@ -114,6 +114,8 @@ def create_link():  # type: ignore[no-untyped-def]
         email, user_type = body.get("email"), body.get("user_type")
         if not isinstance(email, str) or not isinstance(user_type, str):
             raise onboarding.OnboardingError("email", "email and user_type are required strings")
+        if body.get("send") is True:  # n8n emails the link (kyc.link_requested) instead of answering it
+            return _send_link(body, email, user_type)
         link = onboarding.issue_link(rt.sessions, rt.config, secret_key=rt.settings.secret_key, email=email,
                                      user_type=user_type, first_name=_optional_str(body, "first_name"),
                                      now=rt.clock())
@@ -122,16 +124,25 @@ def create_link():  # type: ignore[no-untyped-def]
     return jsonify({"url": link.url, "expires_at": iso_utc(link.expires_at)}), 201
 
 
-def _path_email(raw: str) -> str:
-    """The normalised email of a /contacts/<email>/… path; 400 when it is not one."""
-    email = emails.normalize(raw)
-    if email is None:
-        abort(400, description="not an email address")
-    return email  # type: ignore[return-value]
+def _send_link(body: dict[str, Any], email: str, user_type: str):  # type: ignore[no-untyped-def]
+    rt = runtime()
+    key = _optional_str(body, "key")
+    if key is not None and len(key) > 100:
+        raise onboarding.OnboardingError("key", "key must be at most 100 characters")
+    try:
+        with transaction(rt.sessions) as session:
+            operations.send_link(session, rt.config, email=email, user_type=user_type,
+                                 first_name=_optional_str(body, "first_name"), now=rt.clock(), key=key)
+    except operations.Refused as exc:
+        return error(409, str(exc))
+    return jsonify({"queued": True}), 202
+
+
+_path_email = path_email  # shared with bridge/web/contacts.py
 
 
 @bp.get("/contacts/<path:raw_email>/kyc")
-@require_admin_token
+@require_read_token
 def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     user_type = request.args.get("user_type") or None
@@ -139,22 +150,24 @@ def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
-        answer = onboarding.kyc_status(session, email, user_type)
+        answer = onboarding.kyc_status(session, email, user_type, rt.config.retry_allowed)
     return jsonify(answer.as_json())
 
 
 @bp.delete("/contacts/<path:raw_email>/consent")
-@require_admin_token
+@require_read_token  # the person's own choice, relayed by the site's front end (like a session start)
 def withdraw_consent(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock())
+    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock(),
+                                        max_attempts=rt.config.max_attempts,
+                                        redact_at_persona=bool(rt.settings.persona_api_key))
     if not known:
         return error(404, "no consent recorded for this email")
     return jsonify({"status": "withdrawn"})
 
 
 @bp.get("/consent-text")
-@require_admin_token
+@require_read_token
 def consent_text():  # type: ignore[no-untyped-def]
     text = runtime().config.consent
     return jsonify({"version": text.version, "sha256": text.sha256, "intro": text.intro,

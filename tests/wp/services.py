@@ -168,6 +168,8 @@ class BridgeServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = ADMIN_TOKEN
+        self.read_token = "wp-test-read-token"  # BRIDGE_READ_TOKEN: lookups, links and sessions only
+        self.db_path = workdir / "bridge.db"
         workdir.mkdir(parents=True, exist_ok=True)
         default = (REPO / "bridge" / "default_config.toml").read_text()
         config = default.replace('public_url = "http://127.0.0.1:8000"', f'public_url = "{self.url}"')
@@ -180,6 +182,7 @@ class BridgeServer:
             "BRIDGE_DATABASE_URL": f"sqlite:///{workdir / 'bridge.db'}",
             "BRIDGE_SECRET_KEY": "wp-test-secret-key",
             "BRIDGE_ADMIN_TOKEN": self.token,
+            "BRIDGE_READ_TOKEN": self.read_token,
             "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET,
             "BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
         }

@@ -263,6 +263,10 @@ GRANT ALL ON wordpress.* TO 'wp'@'localhost';""")
         result = self.php(script, json.dumps(options))
         assert result.returncode == 0, result.stdout + result.stderr
 
+    def give_back_uploads(self) -> None:
+        """Files a root process (PHPUnit) wrote under wp-content go back to the web server's user."""
+        self._chown(self.wp_dir / "wp-content")
+
     def log_offset(self) -> int:
         return self.debug_log.stat().st_size if self.debug_log.exists() else 0
 

@@ -124,7 +124,10 @@ final class Bridge_Client {
 			'body'   => $data,
 		);
 		if ( 401 === $status ) {
-			return new WP_Error( 'kycb_bad_token', __( 'The bridge refused the token (HTTP 401): the saved token is not the bridge\'s BRIDGE_ADMIN_TOKEN.', 'kyc-bridge' ), $extra );
+			return new WP_Error( 'kycb_bad_token', __( 'The bridge refused the token (HTTP 401): the saved token is neither the bridge\'s BRIDGE_ADMIN_TOKEN nor its BRIDGE_READ_TOKEN.', 'kyc-bridge' ), $extra );
+		}
+		if ( 403 === $status ) {
+			return new WP_Error( 'kycb_read_only_token', __( 'The bridge refused this action (HTTP 403): the saved token is the read-only BRIDGE_READ_TOKEN. Admin pages and actions need BRIDGE_ADMIN_TOKEN.', 'kyc-bridge' ), $extra );
 		}
 		if ( 503 === $status ) {
 			return new WP_Error( 'kycb_not_ready', __( 'The bridge is running but not ready (HTTP 503): its database is unreachable.', 'kyc-bridge' ), $extra );
@@ -262,5 +265,100 @@ final class Bridge_Client {
 	 */
 	public function erase( $email ) {
 		return $this->request( 'POST', '/api/v1/contacts/' . rawurlencode( $email ) . '/erase', array() );
+	}
+
+	/**
+	 * Several people's KYC standing in one call (the Users screen).
+	 *
+	 * @param string[] $emails Email addresses (at most 100).
+	 * @return array|WP_Error {items: [{email, status, user_type, level, decided_at}]}
+	 */
+	public function kyc_statuses( $emails ) {
+		$query = implode(
+			'&',
+			array_map(
+				function ( $email ) {
+					return 'email=' . rawurlencode( $email );
+				},
+				array_values( $emails )
+			)
+		);
+		return $this->request( 'GET', '/api/v1/contacts/kyc?' . $query );
+	}
+
+	/**
+	 * A person's detail: standing, consents, inquiries with their history, jobs with errors.
+	 *
+	 * @param string $email Email address.
+	 * @return array|WP_Error
+	 */
+	public function contact( $email ) {
+		return $this->request( 'GET', '/api/v1/contacts/' . rawurlencode( $email ) );
+	}
+
+	/**
+	 * Queue a CRM sync of an inquiry's current state.
+	 *
+	 * @param string $inquiry_id Persona inquiry id.
+	 * @return array|WP_Error {inquiry_id, queued}
+	 */
+	public function resync( $inquiry_id ) {
+		return $this->request( 'POST', '/api/v1/inquiries/' . rawurlencode( $inquiry_id ) . '/resync', array() );
+	}
+
+	/**
+	 * Re-queue dead and failed jobs: one person's, or all of them.
+	 *
+	 * @param string $email Email address, or '' for every job.
+	 * @return array|WP_Error {requeued, count}
+	 */
+	public function retry_jobs( $email ) {
+		return $this->request( 'POST', '/api/v1/jobs/retry', '' === $email ? array( 'all' => true ) : array( 'email' => $email ) );
+	}
+
+	/**
+	 * Ask n8n to email the person a fresh verification link (the kyc.link_requested event).
+	 *
+	 * @param string $email     Email address.
+	 * @param string $user_type User type, or '' for the person's newest.
+	 * @return array|WP_Error {queued, user_type}
+	 */
+	public function resend_link( $email, $user_type = '' ) {
+		return $this->request( 'POST', '/api/v1/contacts/' . rawurlencode( $email ) . '/resend-link', '' === $user_type ? array() : array( 'user_type' => $user_type ) );
+	}
+
+	/**
+	 * Record a person's withdrawal of consent (the bridge then removes their KYC tags in
+	 * FluentCRM and asks Persona to redact). Works with the read-only token too.
+	 *
+	 * @param string $email Email address.
+	 * @return array|WP_Error {status: withdrawn}; 404 when the bridge holds no consent.
+	 */
+	public function withdraw_consent( $email ) {
+		return $this->request( 'DELETE', '/api/v1/contacts/' . rawurlencode( $email ) . '/consent' );
+	}
+
+	/**
+	 * Have n8n email a person (known or new) a verification link: the kyc.link_requested event.
+	 *
+	 * @param string $email      Email address.
+	 * @param string $user_type  User type.
+	 * @param string $first_name First name, or ''.
+	 * @param string $key        Makes repeated requests (one order) one event, so n8n sends once.
+	 * @return array|WP_Error {queued: true}
+	 */
+	public function send_link( $email, $user_type, $first_name = '', $key = '' ) {
+		$body = array(
+			'email'     => $email,
+			'user_type' => $user_type,
+			'send'      => true,
+		);
+		if ( '' !== $first_name ) {
+			$body['first_name'] = $first_name;
+		}
+		if ( '' !== $key ) {
+			$body['key'] = $key;
+		}
+		return $this->request( 'POST', '/api/v1/links', $body );
 	}
 }

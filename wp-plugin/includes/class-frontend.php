@@ -140,13 +140,14 @@ final class Frontend {
 			'level'  => $atts['level'],
 		);
 		if ( is_user_logged_in() && Kyc_Lookup::is_verified( get_current_user_id(), $args ) ) {
-			return do_shortcode( (string) $content );
+			// Wrapped like the locked state: a bare text node would sit outside a block theme's layout.
+			return '<div class="kycb-gate kycb-gate--open">' . do_shortcode( shortcode_unautop( wpautop( (string) $content ) ) ) . '</div>';
 		}
 		$message = '' !== $atts['message'] ? $atts['message'] : Settings::get( 'gate_message' );
 		if ( '' === $message ) {
 			$message = self::default_gate_message();
 		}
-		$out  = '<div class="kycb-gate">';
+		$out  = '<div class="kycb-gate kycb-gate--locked">';
 		$out .= '<p class="kycb-gate-message">' . esc_html( $message ) . '</p>';
 		$out .= self::render_verify( self::user_type( $atts['type'] ) );
 		$out .= '</div>';
@@ -187,7 +188,7 @@ final class Frontend {
 			if ( is_wp_error( $answer ) ) {
 				return self::unavailable();
 			}
-			$state = array_merge( array( 'status' => (string) $answer['status'] ), Status::describe( (string) $answer['status'] ) );
+			$state = array_merge( array( 'status' => (string) $answer['status'] ), Status::describe_answer( $answer ) );
 		}
 
 		$consent = null;
@@ -273,7 +274,7 @@ final class Frontend {
 		$html .= sprintf( '<p id="%1$s-hint" class="kycb-hint">%2$s</p>', esc_attr( $id ), esc_html__( 'Tick all three boxes to continue.', 'kyc-bridge' ) );
 		$html .= '<p class="kycb-actions">';
 		$html .= sprintf( '<button type="submit" class="kycb-submit wp-element-button button" disabled aria-disabled="true" aria-describedby="%1$s-hint">%2$s</button> ', esc_attr( $id ), esc_html__( 'Continue to verification', 'kyc-bridge' ) );
-		$html .= '<button type="button" class="kycb-cancel button">' . esc_html__( 'Cancel', 'kyc-bridge' ) . '</button>';
+		$html .= '<button type="button" class="kycb-cancel wp-element-button button is-style-outline">' . esc_html__( 'Cancel', 'kyc-bridge' ) . '</button>';
 		$html .= '</p></form></div></div>';
 		return $html;
 	}

@@ -76,6 +76,41 @@ final class Kyc_Lookup {
 	}
 
 	/**
+	 * Fill the cache for several emails with one bridge call per hundred (the Users screen).
+	 * Emails already cached are not asked again; on an error nothing is cached and each row
+	 * falls back to its own lookup.
+	 *
+	 * @param string[] $emails Email addresses.
+	 * @return int How many answers were cached.
+	 */
+	public static function prefetch( $emails ) {
+		$ttl = (int) apply_filters( 'kycb_cache_ttl', MINUTE_IN_SECONDS ); // phpcs:ignore WordPress.NamingConventions.ValidHookName -- documented in lookup().
+		if ( $ttl <= 0 ) {
+			return 0;
+		}
+		$wanted = array();
+		foreach ( $emails as $email ) {
+			if ( is_email( $email ) && false === get_transient( self::cache_key( $email, '' ) ) ) {
+				$wanted[ strtolower( trim( $email ) ) ] = true;
+			}
+		}
+		$cached = 0;
+		foreach ( array_chunk( array_keys( $wanted ), 100 ) as $chunk ) {
+			$answer = Bridge_Client::from_settings()->kyc_statuses( $chunk );
+			if ( is_wp_error( $answer ) || ! isset( $answer['items'] ) || ! is_array( $answer['items'] ) ) {
+				continue;
+			}
+			foreach ( $answer['items'] as $item ) {
+				if ( is_array( $item ) && isset( $item['email'], $item['status'] ) ) {
+					set_transient( self::cache_key( (string) $item['email'], '' ), $item, $ttl );
+					++$cached;
+				}
+			}
+		}
+		return $cached;
+	}
+
+	/**
 	 * Forget cached answers for an email (after a new session, an erasure).
 	 *
 	 * @param string $email Email.

@@ -20,6 +20,22 @@ final class Lifecycle {
 	const CAPABILITY = 'kycb_view_verifications';
 
 	/**
+	 * Capability for the fixes on that page: re-sync, retry failed jobs, resend a link. (Export and
+	 * erasure need WordPress's own export_others_personal_data and erase_others_personal_data.)
+	 */
+	const MANAGE_CAPABILITY = 'kycb_manage_verifications';
+
+	/**
+	 * Option holding the plugin version whose capabilities the roles have.
+	 */
+	const VERSION_OPTION = 'kycb_version';
+
+	/**
+	 * User option (screen option) with the rows per page of the verification lists.
+	 */
+	const PER_PAGE_OPTION = 'kycb_inquiries_per_page';
+
+	/**
 	 * Roles granted the capability on activation.
 	 *
 	 * @var string[]
@@ -30,15 +46,34 @@ final class Lifecycle {
 	 * Grant the capability and create the token option without autoload.
 	 */
 	public static function activate() {
+		self::grant_capabilities();
+		Purchases::schedule( true );
+		// The token is read only when the bridge is called: keep it out of the autoloaded options.
+		add_option( Settings::TOKEN_OPTION, '', '', 'no' );
+		add_option( Settings::OPTION, Settings::defaults() );
+	}
+
+	/**
+	 * Give ROLES the plugin's capabilities, and remember for which version.
+	 */
+	public static function grant_capabilities() {
 		foreach ( self::ROLES as $role_name ) {
 			$role = get_role( $role_name );
 			if ( $role ) {
 				$role->add_cap( self::CAPABILITY );
+				$role->add_cap( self::MANAGE_CAPABILITY );
 			}
 		}
-		// The token is read only when the bridge is called: keep it out of the autoloaded options.
-		add_option( Settings::TOKEN_OPTION, '', '', 'no' );
-		add_option( Settings::OPTION, Settings::defaults() );
+		update_option( self::VERSION_OPTION, VERSION );
+	}
+
+	/**
+	 * After an update without re-activation, grant capabilities a newer version added (admin_init).
+	 */
+	public static function maybe_upgrade() {
+		if ( get_option( self::VERSION_OPTION ) !== VERSION ) {
+			self::grant_capabilities();
+		}
 	}
 
 	/**
@@ -46,6 +81,7 @@ final class Lifecycle {
 	 */
 	public static function deactivate() {
 		self::delete_transients();
+		wp_clear_scheduled_hook( 'kycb_release_orders' );
 	}
 
 	/**
@@ -54,10 +90,15 @@ final class Lifecycle {
 	public static function uninstall() {
 		delete_option( Settings::OPTION );
 		delete_option( Settings::TOKEN_OPTION );
+		delete_option( self::VERSION_OPTION );
 		self::delete_transients();
 		foreach ( wp_roles()->role_objects as $role ) {
 			$role->remove_cap( self::CAPABILITY );
+			$role->remove_cap( self::MANAGE_CAPABILITY );
 		}
+		delete_metadata( 'user', 0, self::PER_PAGE_OPTION, '', true );
+		delete_metadata( 'user', 0, 'kycb_pending_verification', '', true );
+		wp_clear_scheduled_hook( 'kycb_release_orders' );
 	}
 
 	/**

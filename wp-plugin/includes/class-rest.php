@@ -299,7 +299,7 @@ final class Rest {
 			return new WP_Error( 'kycb_unavailable', __( 'We cannot check your verification right now. Please try again later.', 'kyc-bridge' ), array( 'status' => 503 ) );
 		}
 		$status = (string) $answer['status'];
-		return new WP_REST_Response( array_merge( array( 'status' => $status ), Status::describe( $status ) ), 200 );
+		return new WP_REST_Response( array_merge( array( 'status' => $status ), Status::describe_answer( $answer ) ), 200 );
 	}
 
 	/**

@@ -45,6 +45,101 @@ final class Settings {
 			'flow'           => 'embedded',
 			'environment_id' => '',
 			'gate_message'   => '',
+			'shop_products'  => '',
+			'verify_page'    => 0,
+			'hold_orders'    => 0,
+			'register_roles' => '',
+		);
+	}
+
+	/**
+	 * The roles whose new users are sent to verify: role => user type.
+	 *
+	 * @return array<string, string>
+	 */
+	public static function registration_roles() {
+		return self::parse_roles( (string) self::get( 'register_roles' ) )[0];
+	}
+
+	/**
+	 * Parse "role = user type" lines (roles this site has).
+	 *
+	 * @param string $text Lines.
+	 * @return array{0: array<string, string>, 1: string[]} The map, and the lines that are not valid.
+	 */
+	public static function parse_roles( $text ) {
+		$roles = wp_roles()->get_names();
+		return self::parse_user_type_lines(
+			$text,
+			'[a-z0-9_-]+',
+			function ( $role ) use ( $roles ) {
+				return isset( $roles[ $role ] ) ? $role : null;
+			}
+		);
+	}
+
+	/**
+	 * Parse "key = user type" lines: the map of valid ones, and the lines that are not.
+	 *
+	 * @param string   $text    Lines.
+	 * @param string   $pattern Regular expression of a key.
+	 * @param callable $key     The key to store for a matched key, or null when it is not valid.
+	 * @return array{0: array, 1: string[]}
+	 */
+	private static function parse_user_type_lines( $text, $pattern, $key ) {
+		$map = array();
+		$bad = array();
+		foreach ( preg_split( '/\r\n|\r|\n/', $text ) as $line ) {
+			$line = trim( $line );
+			if ( '' === $line ) {
+				continue;
+			}
+			$stored = preg_match( '/^(' . $pattern . ')\s*=\s*([a-z_]+)$/', $line, $match ) ? $key( $match[1] ) : null;
+			if ( null !== $stored && in_array( $match[2], self::USER_TYPES, true ) ) {
+				$map[ $stored ] = $match[2];
+			} else {
+				$bad[] = $line;
+			}
+		}
+		return array( $map, $bad );
+	}
+
+	/**
+	 * A parsed map back as "key = user type" lines.
+	 *
+	 * @param array $map Key => user type.
+	 * @return string
+	 */
+	private static function lines_of( $map ) {
+		$lines = array();
+		foreach ( $map as $key => $type ) {
+			$lines[] = $key . ' = ' . $type;
+		}
+		return implode( "\n", $lines );
+	}
+
+	/**
+	 * The shop products that need a verification: product (post) id => user type.
+	 *
+	 * @return array<int, string>
+	 */
+	public static function shop_products() {
+		return self::parse_products( (string) self::get( 'shop_products' ) )[0];
+	}
+
+	/**
+	 * Parse "product id = user type" lines.
+	 *
+	 * @param string $text Lines.
+	 * @return array{0: array<int, string>, 1: string[]} The map, and the lines that are not valid.
+	 */
+	public static function parse_products( $text ) {
+		return self::parse_user_type_lines(
+			$text,
+			'\d+',
+			function ( $id ) {
+				return (int) $id > 0 ? (int) $id : null;
+			}
 		);
 	}
 
@@ -118,6 +213,7 @@ final class Settings {
 		);
 		add_settings_section( 'kycb_bridge', __( 'Bridge connection', 'kyc-bridge' ), array( self::class, 'section_intro' ), self::PAGE );
 		add_settings_section( 'kycb_flow', __( 'Verification flow', 'kyc-bridge' ), '__return_false', self::PAGE );
+		add_settings_section( 'kycb_shop', __( 'Shop: purchase, then verification', 'kyc-bridge' ), array( self::class, 'section_shop' ), self::PAGE );
 
 		$fields = array(
 			'bridge_url'     => array( __( 'Bridge URL', 'kyc-bridge' ), 'kycb_bridge' ),
@@ -126,6 +222,10 @@ final class Settings {
 			'flow'           => array( __( 'Persona flow', 'kyc-bridge' ), 'kycb_flow' ),
 			'environment_id' => array( __( 'Persona environment id', 'kyc-bridge' ), 'kycb_flow' ),
 			'gate_message'   => array( __( 'Message for gated content', 'kyc-bridge' ), 'kycb_flow' ),
+			'shop_products'  => array( __( 'Products that need a verification', 'kyc-bridge' ), 'kycb_shop' ),
+			'verify_page'    => array( __( 'Verification page', 'kyc-bridge' ), 'kycb_shop' ),
+			'hold_orders'    => array( __( 'Hold orders', 'kyc-bridge' ), 'kycb_shop' ),
+			'register_roles' => array( __( 'Verify new users of these roles', 'kyc-bridge' ), 'kycb_shop' ),
 		);
 		foreach ( $fields as $name => $field ) {
 			add_settings_field(
@@ -174,6 +274,22 @@ final class Settings {
 
 		$clean['gate_message'] = isset( $input['gate_message'] ) ? sanitize_textarea_field( $input['gate_message'] ) : '';
 
+		$products = self::parse_products( isset( $input['shop_products'] ) ? sanitize_textarea_field( $input['shop_products'] ) : '' );
+		if ( $products[1] ) {
+			/* translators: %s: the lines that were not understood. */
+			add_settings_error( self::OPTION, 'kycb_shop_products', sprintf( __( 'Each line is "product id = user type" (e.g. 42 = investor); ignored: %s', 'kyc-bridge' ), implode( '; ', $products[1] ) ) );
+		}
+		$clean['shop_products'] = self::lines_of( $products[0] );
+		$clean['verify_page']   = isset( $input['verify_page'] ) ? absint( $input['verify_page'] ) : 0;
+		$clean['hold_orders']   = empty( $input['hold_orders'] ) ? 0 : 1;
+
+		$roles = self::parse_roles( isset( $input['register_roles'] ) ? sanitize_textarea_field( $input['register_roles'] ) : '' );
+		if ( $roles[1] ) {
+			/* translators: %s: the lines that were not understood. */
+			add_settings_error( self::OPTION, 'kycb_register_roles', sprintf( __( 'Each line is "role = user type" with a role of this site (e.g. subscriber = customer); ignored: %s', 'kyc-bridge' ), implode( '; ', $roles[1] ) ) );
+		}
+		$clean['register_roles'] = self::lines_of( $roles[0] );
+
 		// The token: a blank field keeps the saved one; the "remove" box clears it.
 		if ( ! empty( $input['bridge_token_clear'] ) ) {
 			self::set_token( '' );
@@ -215,7 +331,7 @@ final class Settings {
 	 * Intro text of the connection section.
 	 */
 	public static function section_intro() {
-		echo '<p>' . esc_html__( 'Where the kyc-bridge service runs and its admin token (BRIDGE_ADMIN_TOKEN). WordPress calls the bridge from the server; the token never reaches a browser.', 'kyc-bridge' ) . '</p>';
+		echo '<p>' . esc_html__( 'Where the kyc-bridge service runs, and one of its tokens. WordPress calls the bridge from the server; the token never reaches a browser.', 'kyc-bridge' ) . '</p>';
 	}
 
 	/**
@@ -240,6 +356,8 @@ final class Settings {
 			esc_attr( $saved )
 		);
 		echo '<p class="description" id="kycb_bridge_token_help">';
+		esc_html_e( 'The bridge\'s BRIDGE_ADMIN_TOKEN (everything), or its BRIDGE_READ_TOKEN (verification and gating only, no admin page).', 'kyc-bridge' );
+		echo ' ';
 		if ( '' === $saved ) {
 			esc_html_e( 'No token saved yet.', 'kyc-bridge' );
 		} else {
@@ -308,6 +426,65 @@ final class Settings {
 			esc_attr( Frontend::default_gate_message() ),
 			esc_textarea( self::get( 'gate_message' ) )
 		);
+	}
+
+	/**
+	 * The shop section's introduction.
+	 */
+	public static function section_shop() {
+		echo '<p>' . esc_html__( 'When an order of one of these products is paid (Fluent Cart or WooCommerce) and its buyer is not yet verified at that level, n8n emails them a verification link (once per order) and the receipt shows a "Verify your identity" button.', 'kyc-bridge' ) . '</p>';
+	}
+
+	/**
+	 * Products field: one "product id = user type" per line.
+	 */
+	public static function field_shop_products() {
+		printf(
+			'<textarea class="large-text code" rows="4" id="kycb_shop_products" name="%1$s[shop_products]" aria-describedby="kycb_shop_products_help">%2$s</textarea>',
+			esc_attr( self::OPTION ),
+			esc_textarea( (string) self::get( 'shop_products' ) )
+		);
+		/* translators: %s: the user types. */
+		echo '<p class="description" id="kycb_shop_products_help">' . esc_html( sprintf( __( 'One per line, e.g. 42 = investor. User types: %s.', 'kyc-bridge' ), implode( ', ', self::USER_TYPES ) ) ) . '</p>';
+	}
+
+	/**
+	 * The page the receipt's button leads to (a page with [kyc_verify]).
+	 */
+	public static function field_verify_page() {
+		wp_dropdown_pages(
+			array(
+				'name'              => esc_attr( self::OPTION ) . '[verify_page]',
+				'id'                => 'kycb_verify_page',
+				'selected'          => (int) self::get( 'verify_page' ),
+				'show_option_none'  => esc_html__( '— None —', 'kyc-bridge' ),
+				'option_none_value' => '0',
+			)
+		);
+	}
+
+	/**
+	 * Hold orders field.
+	 */
+	public static function field_hold_orders() {
+		printf(
+			'<label><input type="checkbox" id="kycb_hold_orders" name="%1$s[hold_orders]" value="1"%2$s /> %3$s</label>',
+			esc_attr( self::OPTION ),
+			checked( (int) self::get( 'hold_orders' ), 1, false ),
+			esc_html__( 'Put paid WooCommerce orders of these products on hold ("awaiting identity verification") until the buyer is verified; they are released to processing within the hour after the approval.', 'kyc-bridge' )
+		);
+	}
+
+	/**
+	 * Registration trigger field: one "role = user type" per line.
+	 */
+	public static function field_register_roles() {
+		printf(
+			'<textarea class="large-text code" rows="3" id="kycb_register_roles" name="%1$s[register_roles]" aria-describedby="kycb_register_roles_help">%2$s</textarea>',
+			esc_attr( self::OPTION ),
+			esc_textarea( (string) self::get( 'register_roles' ) )
+		);
+		echo '<p class="description" id="kycb_register_roles_help">' . esc_html__( 'One per line, e.g. subscriber = customer: a new user of that role is emailed a verification link and stays pending until verified.', 'kyc-bridge' ) . '</p>';
 	}
 
 	/**
@@ -410,6 +587,15 @@ final class Settings {
 				'ok'      => false,
 				'code'    => $text->get_error_code(),
 				'message' => $text->get_error_message(),
+			);
+		}
+		// Which token: the read-only one serves the front end (verify, gate, Users column) only.
+		$admin = $client->request( 'GET', '/api/v1/stats' );
+		if ( is_wp_error( $admin ) && 'kycb_read_only_token' === $admin->get_error_code() ) {
+			return array(
+				'ok'      => true,
+				'code'    => 'ok_read_only',
+				'message' => __( 'Connected with the read-only token (BRIDGE_READ_TOKEN): verification, gated content and the Users column work; the KYC Verifications page and its actions need BRIDGE_ADMIN_TOKEN.', 'kyc-bridge' ),
 			);
 		}
 		return array(

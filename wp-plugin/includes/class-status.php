@@ -34,10 +34,12 @@ final class Status {
 	/**
 	 * What to tell the person about a status, and whether they may (re)start a verification.
 	 *
-	 * @param string $status Bridge status.
+	 * @param string    $status    Bridge status.
+	 * @param bool|null $may_retry The bridge's retry rule for a declined, failed or expired
+	 *                             verification ([onboarding.retry]); null: the plugin's default.
 	 * @return array{label: string, message: string, can_start: bool, button: string}
 	 */
-	public static function describe( $status ) {
+	public static function describe( $status, $may_retry = null ) {
 		$start    = __( 'Verify identity', 'kyc-bridge' );
 		$continue = __( 'Continue verification', 'kyc-bridge' );
 		$retry    = __( 'Try again', 'kyc-bridge' );
@@ -53,13 +55,30 @@ final class Status {
 			case 'approved':
 				return self::row( __( 'Verified', 'kyc-bridge' ), __( 'Your identity is verified.', 'kyc-bridge' ), false, '' );
 			case 'declined':
+				if ( true === $may_retry ) {
+					return self::row( __( 'Declined', 'kyc-bridge' ), __( 'Your verification was declined. You can try again.', 'kyc-bridge' ), true, $retry );
+				}
 				return self::row( __( 'Declined', 'kyc-bridge' ), __( 'Your verification was declined. Please contact us.', 'kyc-bridge' ), false, '' );
 			case 'failed':
 			case 'expired':
+				if ( false === $may_retry ) {
+					return self::row( __( 'Not finished', 'kyc-bridge' ), __( 'Your last verification did not complete. Please contact us.', 'kyc-bridge' ), false, '' );
+				}
 				return self::row( __( 'Not finished', 'kyc-bridge' ), __( 'Your last verification did not complete. You can try again.', 'kyc-bridge' ), true, $retry );
 			default:
 				return self::row( __( 'Unknown', 'kyc-bridge' ), __( 'We cannot tell your verification status right now.', 'kyc-bridge' ), false, '' );
 		}
+	}
+
+	/**
+	 * describe() for a bridge answer: its status and, when the bridge sends it, its retry rule.
+	 *
+	 * @param array $answer The bridge's KYC lookup answer.
+	 * @return array{label: string, message: string, can_start: bool, button: string}
+	 */
+	public static function describe_answer( $answer ) {
+		$may_retry = isset( $answer['may_retry'] ) && is_bool( $answer['may_retry'] ) ? $answer['may_retry'] : null;
+		return self::describe( isset( $answer['status'] ) ? (string) $answer['status'] : '', $may_retry );
 	}
 
 	/**

@@ -22,3 +22,16 @@ if ( ! function_exists( 'kycb_is_verified' ) ) {
 		return \KycBridge\Kyc_Lookup::is_verified( (int) $user_id, is_array( $args ) ? $args : array() );
 	}
 }
+
+if ( ! function_exists( 'kycb_is_pending_verification' ) ) {
+	/**
+	 * Whether a user registered with a role that needs a verification and is not verified yet
+	 * (Settings → KYC Bridge → "Verify new users of these roles").
+	 *
+	 * @param int $user_id User id.
+	 * @return bool
+	 */
+	function kycb_is_pending_verification( $user_id ) {
+		return '' !== \KycBridge\Registration::pending( (int) $user_id );
+	}
+}

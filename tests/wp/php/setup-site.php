@@ -103,6 +103,7 @@ foreach ( array(
 	'kyc-verify'       => array( 'Verify your identity', '[kyc_verify type="investor"]' ),
 	'kyc-members'      => array( 'Members', "[kyc_gate type=\"investor\" level=\"enhanced\"]<p class=\"secret\">Investor documents</p>[/kyc_gate]" ),
 	'kyc-verify-block' => array( 'Verify (block)', '<!-- wp:kyc-bridge/verify {"userType":"customer"} /-->' ),
+	'kyc-my-status'    => array( 'My verification', '[kyc_status]' ),
 ) as $slug => $page ) {
 	$existing = get_page_by_path( $slug, OBJECT, 'page' );
 	$id       = wp_insert_post(

@@ -93,6 +93,31 @@ class FrontendTest extends TestCase {
 		$this->assertStringNotContainsString( 'kycb-open', $html );
 	}
 
+	public function test_the_message_and_button_follow_the_bridges_retry_rule() {
+		$this->assertTrue( \KycBridge\Status::describe( 'declined', true )['can_start'] );
+		$this->assertFalse( \KycBridge\Status::describe( 'declined' )['can_start'] );
+		$this->assertFalse( \KycBridge\Status::describe( 'failed', false )['can_start'] );
+		$this->assertStringContainsString( 'contact us', \KycBridge\Status::describe( 'expired', false )['message'] );
+		$this->assertTrue( \KycBridge\Status::describe( 'failed' )['can_start'] );
+
+		// A bridge that says a failed verification may not be retried: no button, "contact us".
+		$email = 'retry-rule@example.test';
+		$this->log_in( $email );
+		$html = $this->with_kyc_answer(
+			$email,
+			array(
+				'status'    => 'failed',
+				'user_type' => 'investor',
+				'level'     => 'enhanced',
+				'may_retry' => false,
+			),
+			fn() => $this->verify( 'investor' )
+		);
+		$this->assertStringContainsString( 'data-status="failed"', $html );
+		$this->assertStringContainsString( 'Please contact us.', $html );
+		$this->assertStringNotContainsString( 'kycb-open', $html );
+	}
+
 	public function test_state_is_per_user_type() {
 		// Approved as investor, nothing yet as vendor.
 		$this->log_in( self::fixtures()['people']['approved_investor']['email'] );

@@ -104,6 +104,20 @@ class SettingsTest extends TestCase {
 		$this->assertTrue( $result['ok'], $result['message'] );
 	}
 
+	public function test_connection_names_the_read_only_token() {
+		$this->assertSame( 'ok', Settings::test_connection()['code'] );
+		Settings::set_token( self::fixtures()['bridge_read_token'] );
+		$result = Settings::test_connection();
+		$this->assertTrue( $result['ok'] );
+		$this->assertSame( 'ok_read_only', $result['code'] );
+		$this->assertStringContainsString( 'need BRIDGE_ADMIN_TOKEN', $result['message'] );
+		// The front end works with it; the admin page says what is missing.
+		$this->assertSame( 'approved', \KycBridge\Kyc_Lookup::lookup( self::fixtures()['people']['approved_investor']['email'] )['status'] );
+		wp_set_current_user( 1 );
+		$html = $this->output( array( \KycBridge\Admin_Page::class, 'render' ) );
+		$this->assertStringContainsString( 'read-only BRIDGE_READ_TOKEN', $html );
+	}
+
 	public function test_connection_says_bad_token() {
 		Settings::set_token( 'wrong-token' );
 		$result = Settings::test_connection();

@@ -178,6 +178,39 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase {
 	}
 
 	/**
+	 * Answer the bridge's KYC lookups for one email with this body (pre_http_request) while `$fn`
+	 * runs: a bridge state the seeded bridge does not have.
+	 *
+	 * @param string   $email Email.
+	 * @param array    $body  The lookup's JSON.
+	 * @param callable $fn    What runs meanwhile.
+	 * @return mixed What $fn returns.
+	 */
+	protected function with_kyc_answer( $email, $body, $fn ) {
+		$fake = function ( $pre, $args, $url ) use ( $email, $body ) {
+			unset( $args );
+			if ( false === strpos( $url, '/api/v1/contacts/' . rawurlencode( $email ) . '/kyc' ) ) {
+				return $pre;
+			}
+			return array(
+				'headers'  => array(),
+				'body'     => wp_json_encode( array_merge( array( 'email' => $email ), $body ) ),
+				'response' => array(
+					'code'    => 200,
+					'message' => 'OK',
+				),
+				'cookies'  => array(),
+			);
+		};
+		add_filter( 'pre_http_request', $fake, 10, 3 );
+		try {
+			return $fn();
+		} finally {
+			remove_filter( 'pre_http_request', $fake, 10 );
+		}
+	}
+
+	/**
 	 * Output of a callable.
 	 *
 	 * @param callable $fn Callable.

@@ -74,8 +74,10 @@
 			errorBox.hidden = ! text;
 		}
 
+		// A null or empty label keeps the bold status label: a failed or cancelled start changes
+		// the message only, never what the person's state is.
 		function setState( labelText, messageText ) {
-			if ( label && typeof labelText === 'string' ) {
+			if ( label && typeof labelText === 'string' && labelText !== '' ) {
 				label.textContent = labelText;
 			}
 			if ( message && typeof messageText === 'string' ) {
@@ -125,7 +127,7 @@
 		// After Persona says it is done: show "checking", then ask the bridge (through WordPress).
 		function afterCompletion() {
 			opener.hidden = true;
-			setState( '', config.i18n.checking );
+			setState( null, config.i18n.checking );
 			if ( ! config.statusUrl ) {
 				return;
 			}
@@ -178,10 +180,10 @@
 						afterCompletion();
 					},
 					onCancel: function () {
-						setState( '', config.i18n.cancelled );
+						setState( null, config.i18n.cancelled );
 					},
 					onError: function () {
-						setState( '', config.i18n.failed );
+						setState( null, config.i18n.failed );
 					}
 				};
 				if ( flow.inquiry_id ) {
@@ -195,7 +197,7 @@
 				}
 				var client = new Persona.Client( options );
 			} ).catch( function () {
-				setState( '', config.i18n.loadError );
+				setState( null, config.i18n.loadError );
 			} );
 		}
 
@@ -236,7 +238,7 @@
 				}
 				backdrop.hidden = true;
 				document.body.classList.remove( 'kycb-modal-open' );
-				setState( '', config.i18n.starting );
+				setState( null, config.i18n.starting );
 				startPersona( answer.data );
 			} ).catch( function () {
 				submit.removeAttribute( 'aria-busy' );
