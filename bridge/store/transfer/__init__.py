@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from bridge.store.engine import normalize_url
-from bridge.store.models import Base
+from bridge.store.models import AuditEntry, AuditHead, Base
 from bridge.store.transfer import lines
 from bridge.store.transfer.checks import Refusal, check_and_prepare
 from bridge.store.transfer.progress import Progress
@@ -50,8 +50,8 @@ from bridge.store.transfer.table import TableResult, TableTransfer
 
 __all__ = ["KILL_HOOK", "Failed", "Progress", "Refusal", "Result", "bridge_tables", "run", "summary"]
 
-AUDIT_LOG = "kyc_audit_log"
-AUDIT_TABLES = {"kyc_audit_head", AUDIT_LOG}
+AUDIT_LOG = AuditEntry.__tablename__
+AUDIT_TABLES = {AuditHead.__tablename__, AUDIT_LOG}
 # Test hook: SIGKILL this process in the middle of the Nth range written (rows sent, not committed).
 KILL_HOOK = "BRIDGE_MIGRATE_TEST_KILL_AT_RANGE"
 
