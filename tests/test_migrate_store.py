@@ -402,3 +402,21 @@ def test_a_broken_audit_chain_fails_the_run_even_when_copied_faithfully(database
     result = migrate_store(database_url, target_url)
     assert result.exit_code == 1
     assert "NOT identical: kyc_audit_log: audit chain broken at entry 2" in result.stderr, result.output
+
+
+@MARIADB
+def test_a_refused_write_names_the_table_not_the_values(database_url, target_url, client, config, runtime):
+    """A stray target row (id 999, never in the source) holds an email the source then gives a new
+    contact: the insert is refused. The run stops naming the table and the constraint, never the email."""
+    populate(client, config, people=2)
+    assert migrate_store(database_url, target_url).exit_code == 0
+    engine = make_engine(target_url)
+    with engine.begin() as conn:  # a stray row the source never had, holding a source contact's email
+        conn.execute(sa.text("INSERT INTO kyc_contacts (id, email, created_at, updated_at) "
+                             "VALUES (999, 'person9@example.com', now(), now())"))
+    engine.dispose()
+    add_person(client, config, 9)  # the source now has person9 too, under a new id below 999
+    result = migrate_store(database_url, target_url)
+    assert result.exit_code == 1
+    assert "kyc_contacts: PostgreSQL refused the write" in result.stderr and "uq_kyc_contacts_email" in result.stderr
+    assert "person9" not in result.output

@@ -587,6 +587,9 @@ def migrate_store(target_url: str, batch_size: int, verify_only: bool) -> None:
     except transfer.Refusal as exc:
         click.echo(f"migrate-store refused: {exc}", err=True)
         sys.exit(2)
+    except transfer.Failed as exc:
+        click.echo(f"migrate-store failed: {exc}; what was written stays, run it again to go on", err=True)
+        sys.exit(1)
     for line in transfer.summary(result):
         click.echo(line, err=True)
     if not result.identical:

@@ -42,18 +42,24 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from bridge.store.engine import normalize_url
-from bridge.store.models import Base
+from bridge.store.models import AuditEntry, AuditHead, Base
 from bridge.store.transfer import lines
 from bridge.store.transfer.checks import Refusal, check_and_prepare
 from bridge.store.transfer.progress import Progress
 from bridge.store.transfer.table import TableResult, TableTransfer
 
-__all__ = ["KILL_HOOK", "Progress", "Refusal", "Result", "bridge_tables", "run", "summary"]
+__all__ = ["KILL_HOOK", "Failed", "Progress", "Refusal", "Result", "bridge_tables", "run", "summary"]
 
-AUDIT_LOG = "kyc_audit_log"
-AUDIT_TABLES = {"kyc_audit_head", AUDIT_LOG}
+AUDIT_LOG = AuditEntry.__tablename__
+AUDIT_TABLES = {AuditHead.__tablename__, AUDIT_LOG}
 # Test hook: SIGKILL this process in the middle of the Nth range written (rows sent, not committed).
 KILL_HOOK = "BRIDGE_MIGRATE_TEST_KILL_AT_RANGE"
+
+
+class Failed(Exception):
+    """A database refused a statement mid-run; what was committed stays, the next run goes on.
+    The message names the table and the server's primary message, never row values (a unique
+    violation's detail would quote an email)."""
 
 
 @dataclass
@@ -81,9 +87,10 @@ def source_engine(url: str) -> Engine:
     if backend in ("mysql", "mariadb"):
         # utf8mb4 whatever the URL or the server default say: utf8/latin1 would mangle emoji.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        return sa.create_engine(parsed, isolation_level="REPEATABLE READ", poolclass=sa.NullPool)
+        return sa.create_engine(parsed, isolation_level="REPEATABLE READ", poolclass=sa.NullPool,
+                                hide_parameters=True)
     if backend == "sqlite":
-        engine = sa.create_engine(parsed, poolclass=sa.NullPool)
+        engine = sa.create_engine(parsed, poolclass=sa.NullPool, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _manual_transactions(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -100,7 +107,7 @@ def target_engine(url: str) -> Engine:
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() != "postgresql":
         raise Refusal(f"the target must be PostgreSQL (postgresql://…), not {parsed.get_backend_name()}")
-    return sa.create_engine(parsed, isolation_level="READ COMMITTED", poolclass=sa.NullPool)
+    return sa.create_engine(parsed, isolation_level="READ COMMITTED", poolclass=sa.NullPool, hide_parameters=True)
 
 
 def _data_connection(target: Engine) -> psycopg.Connection:
@@ -202,7 +209,14 @@ def run(source_url: str, target_url: str, *, batch_size: int = 5000, verify_only
             if chain is not None and verify_only:
                 chain.start()
             for transfer in transfers:
-                transfer.scan(source_conn, None if verify_only else data, kill)
+                try:
+                    transfer.scan(source_conn, None if verify_only else data, kill)
+                except psycopg.Error as exc:
+                    raise Failed(f"{transfer.result.name}: PostgreSQL refused the write: "
+                                 f"{exc.diag.message_primary or type(exc).__name__} (SQLSTATE {exc.sqlstate})") from None
+                except sa.exc.DBAPIError as exc:
+                    raise Failed(f"{transfer.result.name}: reading the source failed: "
+                                 f"{type(exc.orig).__name__}") from None
                 result.tables.append(transfer.result)
                 done = {t.name for t in result.tables}
                 if chain is not None and AUDIT_TABLES <= done and not any(

@@ -7,9 +7,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.store import migrate
-from bridge.store.models import Base
+from bridge.store.models import AuditEntry, Base
 
-AUDIT_LOG = "kyc_audit_log"
+AUDIT_LOG = AuditEntry.__tablename__
 TARGET_MARK = "kyc-bridge migrate-store target"  # COMMENT ON TABLE kyc_audit_log of a target we fill
 
 
