@@ -150,9 +150,8 @@ def test_a_worker_runs_up_to_its_concurrency_at_once_and_claims_only_what_it_can
     assert _states(runtime) == {"done": 5} and most[0] == 3
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # LISTEN/NOTIFY is PostgreSQL's
 def test_on_postgres_a_new_job_wakes_a_sleeping_worker(backend, runtime, config):
-    if backend != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     runtime.config = with_config(config, poll_interval_seconds=3600.0)  # it would never poll in time
     done = threading.Event()
     worker = Worker(runtime, {"test.job": lambda job: done.set() or "ok"})
@@ -163,6 +162,29 @@ def test_on_postgres_a_new_job_wakes_a_sleeping_worker(backend, runtime, config)
         assert worker.listening.wait(30)
         _queue_test_jobs(runtime, 1)
         assert done.wait(60)  # far sooner than the hour-long poll: the queuing commit woke it
+    finally:
+        stop.set()
+        worker.wake()
+        thread.join(30)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # LISTEN/NOTIFY is PostgreSQL's
+def test_on_postgres_a_webhooks_jobs_wake_a_sleeping_worker(backend, runtime, config):
+    """The intake sends its NOTIFY inside the writes' pipeline (no round trip of its own)."""
+    runtime.config = with_config(config, poll_interval_seconds=3600.0)
+    synced = threading.Event()
+    worker = Worker(runtime, {queue.CRM_SYNC: lambda job: synced.set() or "ok",
+                              queue.N8N_EVENT: lambda job: "ok"})
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    thread.start()
+    try:
+        assert worker.listening.wait(30)
+        body = samples.inquiry_event(event_id=new_id("evt"), inquiry_id=new_id("inq"), status="approved",
+                                     created_at=datetime.now(timezone.utc), email="wake@example.com",
+                                     template_id=config.user_types["customer"].template_id)
+        assert post_event(create_app(runtime=runtime).test_client(), body).status_code == 200
+        assert synced.wait(60)  # far sooner than the hour-long poll: the webhook's commit woke it
     finally:
         stop.set()
         worker.wake()

@@ -198,8 +198,10 @@ def test_status_change_sends_its_email_once_and_repeats_send_nothing(stack, stat
     assert mail["To"] == (email if to == "person" else VARIABLES["KYC_COMPLIANCE_EMAIL"])
     assert mail["Subject"] == subject.format(inquiry=inquiry_id, due=due)
     assert text.format(dashboard=dashboard) in body
-    if status in ("declined", "failed", "expired"):
+    if status in ("failed", "expired"):
         link_in(body, stack, email, user_type)
+    if status == "declined":  # [onboarding.retry] declined = false by default: no retry link, a person looks
+        assert "/verify/" not in body and "a person looks at your case" in body
     if to == "compliance":
         assert email in body and "Review deadline" in body
     # at-least-once: the same event again (a worker that lost its lease, an operator's retry) is dropped

@@ -398,6 +398,8 @@ class _Batch:
             if updates:
                 _UPDATE_INQUIRIES.run(connection, updates)
             queue.add_many(connection, self.job_rows)
+            if self.job_rows:  # delivered at COMMIT, so a worker never wakes for a job it cannot see
+                queue.wake_workers(connection)
             if self.event_rows:
                 _INSERT_EVENTS.run(connection, self.event_rows)
             # The global audit lock last, and with the writes rather than in a round trip of its own.
@@ -405,8 +407,6 @@ class _Batch:
         if hold_audit_head is not None:
             hold_audit_head()
             audit.append_many(connection, self.audit_entries, at=now)
-        if self.job_rows:  # after the pipeline: a statement whose answer is read, not sent blind
-            queue.wake_workers(connection)
 
 
 def _inquiry_values(inquiry: _InquiryRow, now: datetime) -> dict[str, Any]:

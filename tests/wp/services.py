@@ -203,6 +203,24 @@ class BridgeServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    def empty(self) -> None:
+        """Forget every person (the bridge is shared by the session's tests): a test that counts or
+        pages what the bridge holds starts from an empty store, whatever ran before it."""
+        import sqlalchemy as sa
+
+        from bridge.audit import GENESIS
+        from bridge.store.models import AuditHead, Base
+
+        engine = sa.create_engine(f"sqlite:///{self.db_path}")
+        try:
+            with engine.begin() as connection:
+                for table in reversed(Base.metadata.sorted_tables):
+                    if table is not AuditHead.__table__:
+                        connection.execute(table.delete())
+                connection.execute(sa.update(AuditHead).values(seq=0, hash=GENESIS))
+        finally:
+            engine.dispose()
+
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, self.url + path, headers=self.headers, timeout=10, **kwargs)
 
