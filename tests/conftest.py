@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,14 +53,14 @@ def unavailable(reason: str) -> None:
 class ServerDatabase:
     """One scratch database per test session on a real server, migrated once, emptied per test."""
 
-    def __init__(self, backend: str):
+    def __init__(self, backend: str, prefix: str = "kyc_test"):
         self.backend = backend
         self.admin_url = normalize_url(SERVER_URLS[backend])
-        self.name = f"kyc_test_{uuid.uuid4().hex[:10]}"
+        self.name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         self.url: str | None = None
         self.error: str | None = None
 
-    def create(self) -> None:
+    def create(self, *, migrated: bool = True) -> None:
         admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
@@ -70,7 +71,8 @@ class ServerDatabase:
         finally:
             admin.dispose()
         self.url = make_url(self.admin_url).set(database=self.name).render_as_string(hide_password=False)
-        migrate.upgrade(self.url)
+        if migrated:
+            migrate.upgrade(self.url)
 
     def drop(self) -> None:
         if self.url is None:
@@ -82,6 +84,20 @@ class ServerDatabase:
             else:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.name}"))
         admin.dispose()
+
+
+@contextmanager
+def scratch_database(backend: str, prefix: str) -> Iterator[ServerDatabase]:
+    """An empty database of its own on a real server (no schema), dropped afterwards: for tests of
+    what migrations or migrate-store do to a database."""
+    database = ServerDatabase(backend, prefix)
+    database.create(migrated=False)
+    if database.url is None:
+        unavailable(database.error or f"{backend} unavailable")
+    try:
+        yield database
+    finally:
+        database.drop()
 
 
 @pytest.fixture(scope="session")

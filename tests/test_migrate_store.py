@@ -24,9 +24,9 @@ from bridge.app.cli import main
 from bridge.persona import samples
 from bridge.runtime import Runtime
 from bridge.store import migrate, transfer
-from bridge.store.engine import make_engine, normalize_url
+from bridge.store.engine import make_engine
 from bridge.web import create_app
-from conftest import SERVER_URLS, admin_headers, database_url_for, make_settings, new_id, signed_headers, unavailable
+from conftest import admin_headers, database_url_for, make_settings, new_id, scratch_database, signed_headers
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123000, tzinfo=timezone.utc)  # a DST change in Europe
@@ -42,19 +42,8 @@ MARIADB = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 @pytest.fixture
 def target_url():
     """A fresh, empty PostgreSQL database (no schema): migrate-store brings it to the revision."""
-    admin_url = normalize_url(SERVER_URLS["postgres"])
-    name = f"kyc_migrate_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        unavailable(f"postgres unreachable: {type(exc.orig).__name__}")
-    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with scratch_database("postgres", "kyc_migrate") as target:
+        yield target.url
 
 
 def post_raw(client, body: dict):

@@ -8,17 +8,17 @@ import os
 import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from bridge.store import migrate
 from bridge.store.engine import StoreUnavailable, make_engine, make_sessionmaker, normalize_url, transaction
-from conftest import SERVER_URLS, WEBHOOK_SECRET, free_port, unavailable, wait_healthy
+from conftest import SERVER_URLS, WEBHOOK_SECRET, free_port, scratch_database, wait_healthy
 
 HEAD = migrate.current_heads("")[0]
 
@@ -132,19 +132,14 @@ def test_store_unavailable_names_driver_host_and_database_never_the_password(url
 
 # --- concurrent migrations ------------------------------------------------------------------
 
-def fresh_database(backend: str, tmp_path: Path) -> tuple[str, str, sa.Engine | None]:
+@contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(url, name) of an empty database; for SQLite the name is its file."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'fresh.db'}", str(tmp_path / "fresh.db"), None
-    admin_url = normalize_url(SERVER_URLS[backend])
-    name = f"kyc_lock_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        unavailable(f"{backend} unreachable: {type(exc.orig).__name__}")
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name, admin
+        yield f"sqlite:///{tmp_path / 'fresh.db'}", str(tmp_path / "fresh.db")
+        return
+    with scratch_database(backend, "kyc_lock") as database:
+        yield database.url, database.name  # type: ignore[misc]
 
 
 def waiting_for_the_lock(admin: sa.Engine | None, backend: str, name: str) -> int:
@@ -152,6 +147,7 @@ def waiting_for_the_lock(admin: sa.Engine | None, backend: str, name: str) -> in
         inode = str(os.stat(name + ".migratelock").st_ino)
         return sum(1 for line in Path("/proc/locks").read_text().splitlines()
                    if (words := line.split())[1:3] == ["->", "FLOCK"] and words[6].split(":")[-1] == inode)
+    assert admin is not None
     with admin.connect() as conn:
         if backend == "postgres":
             return conn.execute(sa.text(
@@ -167,7 +163,12 @@ def test_two_upgrades_at_once_take_turns_and_migrate_once(backend, tmp_path):
     """Replicas starting together: while one holds the migration lock (here the test), both
     `db upgrade`s wait for it and touch nothing; then each runs in turn, the second finding the
     schema at head. Without the lock they would create the same tables at the same time."""
-    url, name, admin = fresh_database(backend, tmp_path)
+    with fresh_database(backend, tmp_path) as (url, name):
+        take_turns(backend, tmp_path, url, name)
+
+
+def take_turns(backend: str, tmp_path: Path, url: str, name: str) -> None:
+    admin = None if backend == "sqlite" else sa.create_engine(normalize_url(SERVER_URLS[backend]))
     holder = make_engine(url)
     try:
         with migrate.migration_lock(holder):
@@ -190,7 +191,4 @@ def test_two_upgrades_at_once_take_turns_and_migrate_once(backend, tmp_path):
     finally:
         holder.dispose()
         if admin is not None:
-            with admin.connect() as conn:
-                force = " WITH (FORCE)" if backend == "postgres" else ""
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
             admin.dispose()

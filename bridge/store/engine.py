@@ -149,7 +149,7 @@ def _writer_queue(engine: Engine) -> _SQLiteWriterQueue | None:
 
 
 @contextmanager
-def _unavailable_on_transient_errors(engine: Engine | None) -> Iterator[None]:
+def unavailable_on_transient_errors(engine: Engine | None) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
@@ -163,7 +163,7 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error; unreachable store → StoreUnavailable."""
     engine = sessions.kw.get("bind")
     writer_queue = _writer_queue(engine) if isinstance(engine, Engine) else None
-    with _unavailable_on_transient_errors(engine if isinstance(engine, Engine) else None), \
+    with unavailable_on_transient_errors(engine if isinstance(engine, Engine) else None), \
             writer_queue.held() if writer_queue else nullcontext(), sessions.begin() as session:
         yield session
 
@@ -172,6 +172,6 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
 def core_transaction(engine: Engine) -> Iterator[Connection]:
     """`transaction` on a Core connection, for the webhook hot path: no ORM session to set up."""
     writer_queue = _writer_queue(engine)
-    with _unavailable_on_transient_errors(engine), writer_queue.held() if writer_queue else nullcontext(), \
+    with unavailable_on_transient_errors(engine), writer_queue.held() if writer_queue else nullcontext(), \
             engine.begin() as connection:
         yield connection

@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from bridge.store.engine import StoreUnavailable, describe_url, is_transient, make_engine
+from bridge.store.engine import StoreUnavailable, describe_url, make_engine, unavailable_on_transient_errors
 
 VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 # How long `db upgrade` waits for another process's migration before giving up.
@@ -118,20 +118,10 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     ones find nothing left to do)."""
     engine = make_engine(database_url, pool_size=1)
     try:
-        with _unavailable_when_unreachable(engine), migration_lock(engine):
+        with unavailable_on_transient_errors(engine), migration_lock(engine):
             command.upgrade(alembic_config(database_url), revision)
     finally:
         engine.dispose()
-
-
-@contextmanager
-def _unavailable_when_unreachable(engine: Engine) -> Iterator[None]:
-    try:
-        yield
-    except DBAPIError as exc:
-        if is_transient(exc):
-            raise StoreUnavailable.for_engine(engine, exc) from exc
-        raise
 
 
 def downgrade(database_url: str, revision: str) -> None:
