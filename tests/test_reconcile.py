@@ -270,3 +270,29 @@ def test_scheduled_reconcile_without_an_api_key_is_recorded_as_skipped(runtime: 
     with transaction(runtime.sessions) as session:
         detail = session.scalar(sa.select(AuditEntry.detail).where(AuditEntry.action == "upkeep.ran"))
     assert json.loads(detail)["outcome"] == "skipped"
+
+
+# ---------------------------------------------------------------------- erasure holds
+
+
+def test_after_erasure_a_late_webhook_and_a_reconcile_keep_the_decision_not_the_data(
+        reconcile_runtime: Runtime, persona: FakePersona, client) -> None:  # type: ignore[no-untyped-def]
+    rt = reconcile_runtime
+    inquiry = new_id("inq")
+    person = {"email": "zoe.erased@example.com", "first_name": "Zoë"}
+    assert post_event(client, event(inquiry, "completed", 10, **person)).status_code == 200
+    assert client.post("/api/v1/contacts/zoe.erased@example.com/erase",
+                       headers={"Authorization": "Bearer test-admin-token"}).status_code == 200
+    late = event(inquiry, "needs_review", 9, **person)  # Persona retried it after the erasure
+    assert post_event(client, late).status_code == 200
+    persona.add_event(late)
+    persona.add_event(event(inquiry, "approved", 8, **person))  # missed, found by reconcile
+
+    report = run(rt, persona)
+
+    assert report.new == 1 and dict(snapshot(rt)["inquiries"]) == {inquiry: "approved"}  # type: ignore[arg-type]
+    with transaction(rt.sessions) as session:
+        payloads = session.scalars(sa.select(Event.payload)).all()
+        contacts = session.execute(sa.select(Contact.email, Contact.first_name)).all()
+    assert contacts == [(None, None)]  # no new contact from the payload's email
+    assert len(payloads) == 3 and not any(p and ("zoe" in p or "Zo" in p) for p in payloads)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from bridge import audit
@@ -113,7 +113,9 @@ _LOCK_INQUIRIES = ListStatement(lambda n: (
     select(_inquiries.c.id, _inquiries.c.inquiry_id, _inquiries.c.contact_id, _inquiries.c.reference_id,
            _inquiries.c.user_type, _inquiries.c.status, _inquiries.c.decided_at, _inquiries.c.decided_by,
            _inquiries.c.redacted_at, _inquiries.c.monitoring_kind, _inquiries.c.monitoring_report_id,
-           _inquiries.c.monitoring_since, _inquiries.c.monitoring_event_at)
+           _inquiries.c.monitoring_since, _inquiries.c.monitoring_event_at,
+           # an erased person's contact keeps its row without its email (privacy.erase)
+           exists().where(_contacts.c.id == _inquiries.c.contact_id, _contacts.c.email.is_(None)).label("erased"))
     .where(_inquiries.c.inquiry_id.in_(in_list("ids", n)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 ))
@@ -163,6 +165,7 @@ class _InquiryRow:
     monitoring_report_id: str | None = None
     monitoring_since: datetime | None = None
     monitoring_event_at: datetime | None = None
+    erased: bool = False  # its person was erased: their events keep their effect, not their data
     sync_waiting: bool = False  # a CRM sync is queued and not started: it will read the new state
     changed: bool = False
 
@@ -238,10 +241,12 @@ class _Batch:
         if event.event_id in self.known:
             return IngestResult(event.event_id, duplicate=True)
         self.known.add(event.event_id)
+        known = self.inquiries.get(event.related_inquiry_id or "")
+        # A late webhook or a reconciled event of an erased person must not bring their data back.
+        payload = None if known is not None and known.erased else body.decode("utf-8", errors="replace")
         record: dict[str, Any] = {
             "event_id": event.event_id, "name": event.name, "inquiry_id": event.related_inquiry_id,
-            "created_at": event.created_at, "received_at": self.now, "applied": False,
-            "payload": body.decode("utf-8", errors="replace"),
+            "created_at": event.created_at, "received_at": self.now, "applied": False, "payload": payload,
         }
         self.event_rows.append(record)
         if event.inquiry is not None:
