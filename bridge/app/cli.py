@@ -438,14 +438,10 @@ def reconcile(since: str, page_size: int, as_json: bool) -> None:
         raise click.ClickException(f"Persona's event log: {exc.reason}") from None
     if sys.stderr.isatty():
         click.echo("", err=True)
-    summary = report.as_dict()
     if as_json:
-        click.echo(json.dumps({"since": start.isoformat().replace("+00:00", "Z"), **summary}))
+        click.echo(json.dumps({"since": start.isoformat().replace("+00:00", "Z"), **report.as_dict()}))
         return
-    click.echo(f"reconciled since {start:%Y-%m-%d %H:%M:%S} UTC: {summary['pages']} page(s), "
-               f"{summary['events_read']} event(s) read, {summary['new_events']} new, "
-               f"{summary['inquiries_changed']} inquiry state(s) changed"
-               + (f", {summary['skipped']} not storable (see the log)" if summary["skipped"] else ""))
+    click.echo(f"reconciled since {start:%Y-%m-%d %H:%M:%S} UTC: {report.summary()}")
 
 
 @main.group("audit")

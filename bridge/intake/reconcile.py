@@ -48,6 +48,12 @@ class Report:
     skipped: int = 0  # in the window but not storable (the parser's reason is logged, without data)
     changed_inquiries: set[str] = field(default_factory=set)  # inquiries whose state this run moved
 
+    def summary(self) -> str:
+        """One line, ids and counts only: what the command prints and the scheduled run logs."""
+        return (f"{self.pages} page(s), {self.read} event(s) read, {self.new} new, "
+                f"{len(self.changed_inquiries)} inquiry state(s) changed"
+                + (f", {self.skipped} not storable (see the log)" if self.skipped else ""))
+
     def as_dict(self) -> dict[str, int]:
         return {"pages": self.pages, "events_read": self.read, "new_events": self.new,
                 "skipped": self.skipped, "inquiries_changed": len(self.changed_inquiries)}
@@ -60,9 +66,7 @@ def scheduled(runtime: Runtime, now: datetime) -> TaskResult:
         return TaskResult(0, "skipped: PERSONA_API_KEY unset (the event log cannot be read)", outcome="skipped")
     since = now - timedelta(seconds=runtime.config.schedule.reconcile_window_seconds)
     report = run(runtime.engine, runtime.config, client, since=since, now=runtime.clock)
-    summary = report.as_dict()
-    return TaskResult(report.new, f"{summary['events_read']} event(s) read, {summary['new_events']} new, "
-                                  f"{summary['inquiries_changed']} inquiry state(s) changed")
+    return TaskResult(report.new, report.summary())
 
 
 def body_of(listed: dict[str, Any]) -> bytes:
