@@ -254,6 +254,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(condition, what: str = "the condition", seconds: float = 60.0):  # type: ignore[no-untyped-def]
+    """Poll `condition` until it returns something truthy, and return that: tests wait for what they
+    need, never for a fixed time (CI is a busy 2-core machine). Fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
 def wait_healthy(base: str, seconds: float = 15) -> None:
     """Until a server started by a test answers /healthz."""
     deadline = time.monotonic() + seconds

@@ -16,6 +16,7 @@ from __future__ import annotations
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
+from conftest import wait_until
 from wp.services import BOXES, disabled, screenshot
 
 pytest_plugins = ["wp.fixtures"]
@@ -213,20 +214,6 @@ def test_admin_page_shows_seeded_inquiries_with_chart(wordpress, browser, bridge
     assert not wordpress.plugin_log_problems(log_from)
 
 
-def wait_until(condition, what: str, seconds: float = 20.0):  # type: ignore[no-untyped-def]
-    """Poll `condition` until it returns something truthy (the bridge's worker runs in a thread)."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def person_jobs(bridge, email: str) -> list[dict]:  # type: ignore[no-untyped-def]
     answer = bridge.api("GET", f"/api/v1/contacts/{email}")
     assert answer.status_code == 200, answer.text
@@ -316,7 +303,7 @@ def test_admin_review_queue_scales_and_each_action_reaches_the_bridge(wordpress,
         before = len(syncs())
         click_row_action(page, target, "Re-sync to CRM")
         assert "CRM sync of inq_scale0000" in page.locator(".kycb-notice").inner_text()
-        wait_until(lambda: len(syncs()) == before + 1 and syncs()[0]["state"] in ("done", "skipped"), "the re-sync to run")
+        wait_until(lambda: len(syncs()) == before + 1 and syncs()[0]["state"] in ("done", "skipped"), "the re-sync to run", seconds=20.0)
 
         # A sync that failed for good: the row offers a retry, which the worker then runs.
         import sqlite3
@@ -328,7 +315,7 @@ def test_admin_review_queue_scales_and_each_action_reaches_the_bridge(wordpress,
         assert page.locator(f"tr.kycb-row[data-inquiry-id={target}] .kycb-sync--dead").count() == 1
         click_row_action(page, target, "Retry failed jobs")
         assert "queued again" in page.locator(".kycb-notice").inner_text()
-        wait_until(lambda: all(j["state"] != "dead" for j in syncs()), "the retried jobs to leave the dead letters")
+        wait_until(lambda: all(j["state"] != "dead" for j in syncs()), "the retried jobs to leave the dead letters", seconds=20.0)
 
         # The person's view: history, consents, jobs; export and erase from there.
         row = page.locator(f"tr.kycb-row[data-inquiry-id={target}]")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import pickle
 import socket
-import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 
 from bridge.sinks.errors import SinkError
 from bridge.sinks.fluentcrm import FluentCRMClient, SyncResult, TagRef
+from conftest import wait_until
 from doubles.fluentcrm import FakeFluentCRM, RecordedRequest
 
 EMAIL = "alice.liddell+kyc@example.com"  # the "+" proves the lookup query is URL-encoded
@@ -51,13 +51,6 @@ def requests_to(crm: FakeFluentCRM, method: str, path: str) -> list[RecordedRequ
 
 def tag_values_sent(crm: FakeFluentCRM) -> list[Any]:
     return [value for r in crm.writes() if isinstance(r.json, dict) for key in TAG_KEYS for value in r.json.get(key, [])]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def closed_port() -> int:
@@ -263,7 +256,7 @@ def test_a_timed_out_create_that_was_applied_is_not_duplicated(crm: FakeFluentCR
     with pytest.raises(SinkError) as failure:
         sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert failure.value.retryable
-    wait_until(lambda: crm.contact(EMAIL) is not None)  # the slow server still applies the create
+    wait_until(lambda: crm.contact(EMAIL) is not None, "the slow create", seconds=5.0)  # the slow server still applies the create
 
     result = sink.sync_contact_tags(EMAIL, None, [VERIFIED], [])
     assert not result.created and len(crm.contacts()) == 1

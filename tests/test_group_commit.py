@@ -2,7 +2,6 @@
 
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -15,17 +14,9 @@ from bridge.persona import events, samples
 from bridge.runtime import Runtime
 from bridge.store.engine import StoreUnavailable
 from bridge.store.models import Event, Inquiry
-from conftest import make_settings
+from conftest import make_settings, wait_until
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
-
-
-def wait_until(condition, seconds: float = 30.0) -> None:
-    """A condition the test needs, polled: never a fixed sleep (CI is a busy 2-core machine)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def parsed(config, n, status="approved", event_id=None):
@@ -47,7 +38,7 @@ def test_concurrent_events_share_transactions_and_all_are_stored(runtime, config
     def slow_first(*args, **kwargs):
         sizes.append(len(args[2]))
         if len(sizes) == 1:  # while this commit runs, others queue up behind it
-            wait_until(lambda: len(committer._queue) >= 2)
+            wait_until(lambda: len(committer._queue) >= 2, "a second request queued", seconds=30.0)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "ingest_many", slow_first)
@@ -111,7 +102,7 @@ def test_the_lead_passes_to_a_waiting_request_and_nobody_is_left_behind(runtime,
         committing_threads.append((threading.current_thread().name, len(args[2])))
         if len(committing_threads) == 1:
             first_started.set()
-            wait_until(lambda: len(committer._queue) >= 11)  # every other request queued behind it
+            wait_until(lambda: len(committer._queue) >= 11, "the other requests queued", seconds=30.0)  # every other request queued behind it
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "ingest_many", record)

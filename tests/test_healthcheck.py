@@ -9,14 +9,13 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from bridge.app import healthcheck
 from bridge.outbox.worker import Worker
-from conftest import WEBHOOK_SECRET, free_port
+from conftest import WEBHOOK_SECRET, free_port, wait_until
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
@@ -53,13 +52,6 @@ def web_server():
         server.server_close()
 
 
-def wait_for(condition, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 def healthcheck_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     # No secrets in the environment: a health check needs none.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "PERSONA_", "FLUENTCRM_", "N8N_"))}
@@ -93,7 +85,7 @@ def test_worker_health_follows_its_heartbeat(runtime, tmp_path):
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_for(path.exists, "the worker wrote no heartbeat")
+        wait_until(path.exists, "the worker's heartbeat")
     finally:
         stop.set()
         thread.join(30)
@@ -114,7 +106,7 @@ def test_a_running_worker_process_passes_the_worker_check(database_url, tmp_path
     worker = subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "worker"], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: heartbeat.exists() or worker.poll() is not None, "the worker wrote no heartbeat")
+        wait_until(lambda: heartbeat.exists() or worker.poll() is not None, "the worker's heartbeat")
         assert worker.poll() is None, "the worker exited"
         result = healthcheck_cli(BRIDGE_ROLE="worker", BRIDGE_HEARTBEAT_FILE=str(heartbeat))
         assert (result.returncode, result.stdout.strip()) == (0, "healthy (worker)"), result.stderr

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from bridge.outbox.worker import start_in_thread
 from bridge.store import leases
 from bridge.store.models import AuditEntry, Event, Lease, Reminder
 from bridge.persona import samples
-from conftest import post_event
+from conftest import post_event, wait_until
 from bridge.web import create_app
 
 CHILD = Path(__file__).with_name("child_upkeep.py")
@@ -42,14 +41,6 @@ class Clock:
     def set(self, at):
         with self.lock:
             self.now = at
-
-
-def wait_until(condition, what, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def runs(runtime, task=None):
