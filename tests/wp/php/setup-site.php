@@ -36,6 +36,9 @@ update_option( 'show_avatars', 0 );   // no Gravatar requests: the tests stay on
 
 $admin = get_user_by( 'login', getenv( 'ADMIN_USER' ) );
 wp_set_password( getenv( 'ADMIN_PASS' ), $admin->ID );
+// The site is cached between runs: every run starts with the default rows per page, whatever an
+// earlier run's screen-options test chose for its users.
+delete_metadata( 'user', 0, 'kycb_inquiries_per_page', '', true );
 wp_set_current_user( $admin->ID );
 
 // Fresh activation every run: the activation hook (capability, token option) runs each time.
