@@ -100,6 +100,19 @@ def test_gunicorn_refuses_a_database_behind_head(tmp_path):
     assert "Traceback" not in output and "Booting worker" not in output
 
 
+def test_gunicorn_refuses_a_bad_log_level_in_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kyc.db'}"
+    migrate.upgrade(url)
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:bridge.app.gunicorn_conf"],
+                            env=bridge_env(url, BRIDGE_BIND=f"127.0.0.1:{free_port()}", BRIDGE_LOG_LEVEL="chatty"),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert ("Error: BRIDGE_LOG_LEVEL: 'chatty' is not a log level (one of debug, info, warning, error, critical)"
+            in output.splitlines()), output
+    assert "Traceback" not in output and "Booting worker" not in output
+
+
 def test_readyz_is_503_with_the_reason_on_a_database_behind_head(client, database_url):
     assert client.get("/readyz").status_code == 200
     migrate.downgrade(database_url, "0003")

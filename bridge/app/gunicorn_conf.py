@@ -18,7 +18,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kyc-b
 from bridge.app.healthcheck import DEFAULT_BIND
 from bridge.app.heap import freeze_startup_objects
 from bridge.app.intake_process import WriterProcess
-from bridge.logs import RedactEmails
+from bridge.logs import LogLevelError, RedactEmails, level_named
 
 wsgi_app = "bridge.app.wsgi:app"
 bind = os.environ.get("BRIDGE_BIND", "").strip() or DEFAULT_BIND
@@ -35,7 +35,12 @@ keepalive = 5
 accesslog = os.environ.get("BRIDGE_ACCESS_LOG", "-") or None
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
-loglevel = os.environ.get("BRIDGE_LOG_LEVEL", "info")
+# A bad level is refused by on_starting in one line (the web processes would each fail to boot on
+# it with a traceback); until then gunicorn logs at info.
+try:
+    loglevel, _log_level_problem = level_named(os.environ.get("BRIDGE_LOG_LEVEL", "info")).lower(), None
+except LogLevelError as exc:
+    loglevel, _log_level_problem = "info", f"BRIDGE_LOG_LEVEL: {exc}"
 
 
 def _redact_gunicorn_logs() -> None:
@@ -62,6 +67,8 @@ def _refuse_a_schema_behind_the_code() -> None:
 
 
 def on_starting(server):
+    if _log_level_problem:
+        raise RuntimeError(_log_level_problem)  # gunicorn prints "Error: <message>" and exits 1
     _redact_gunicorn_logs()
     for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):  # a previous run's counts
         stale.unlink()
