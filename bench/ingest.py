@@ -54,8 +54,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bridge import config as config_module
-from bridge.persona import samples, signature
+from bridge import config as config_module  # noqa: E402 - after the sys.path set-up above
+from bridge.persona import samples, signature  # noqa: E402
 
 BENCH = REPO / "bench"
 GUNICORN_CONF = REPO / "gunicorn.conf.py"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -184,6 +184,29 @@ class _Reader:
         return value
 
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+def _browsable_host(host: str) -> str:
+    """The address a browser on this machine uses for a server bound to `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def served_at(config: Config, host: str, port: int) -> Config:
+    """The config for a server on host:port (`serve`, `demo`): while public_url is left at its
+    default, links and Persona's redirect back point there, not at port 8000. A config with an
+    address of its own (a proxy, a tunnel) keeps it."""
+    if config.public_url != DEFAULT_PUBLIC_URL:
+        return config
+    public_url = f"http://{_browsable_host(host)}:{port}"
+    origins = {o for o in config.allowed_redirect_origins if o != config.public_url.lower()} | {public_url.lower()}
+    return replace(config, public_url=public_url, allowed_redirect_origins=frozenset(origins))
+
+
 def _origin_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}".lower()
@@ -208,7 +231,7 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
     persona, webhooks, worker, crm = (root.sub(n) for n in ("persona", "webhooks", "worker", "fluentcrm"))
     bridge, onboarding, consent = (root.sub(n) for n in ("bridge", "onboarding", "consent"))
-    public_url = bridge.get("public_url", str, "http://127.0.0.1:8000").rstrip("/")
+    public_url = bridge.get("public_url", str, DEFAULT_PUBLIC_URL).rstrip("/")
     if not public_url.startswith(("http://", "https://")):
         raise bridge.error("public_url", "must start with http:// or https://")
     consent_text = ConsentText(

@@ -36,7 +36,7 @@ def level_named(name: str) -> str:
     """The level for `name` (any case); LogLevelError naming the choices otherwise."""
     level = name.strip().upper()
     if level not in LEVELS:
-        raise LogLevelError(f"{name!r} is not a log level (one of {', '.join(l.lower() for l in LEVELS)})")
+        raise LogLevelError(f"{name!r} is not a log level (one of {', '.join(known.lower() for known in LEVELS)})")
     return level
 
 

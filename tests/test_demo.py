@@ -74,14 +74,12 @@ def test_demo_reports_states_and_tag_changes_and_keeps_serving(tmp_path):
     assert (tmp_path / "demo.db").exists()
 
 
-def test_demo_links_follow_the_port_unless_the_config_names_its_own_address():
-    from bridge.app.demo import following_port
-
+def test_demo_and_serve_links_follow_the_port_unless_the_config_names_its_own_address():
     bundled = config_module.load(None)
-    moved = following_port(bundled, "0.0.0.0", 8700)
+    moved = config_module.served_at(bundled, "0.0.0.0", 8700)
     assert moved.public_url == "http://127.0.0.1:8700"
     assert "http://127.0.0.1:8700" in moved.allowed_redirect_origins
     assert "http://127.0.0.1:8000" not in moved.allowed_redirect_origins
-    assert following_port(bundled, "::", 8700).public_url == "http://[::1]:8700"
+    assert config_module.served_at(bundled, "::", 8700).public_url == "http://[::1]:8700"
     tunnel = replace(bundled, public_url="https://demo.example.net")
-    assert following_port(tunnel, "127.0.0.1", 8700) is tunnel
+    assert config_module.served_at(tunnel, "127.0.0.1", 8700) is tunnel

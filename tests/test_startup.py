@@ -81,6 +81,10 @@ def test_serve_migrate_brings_a_new_database_to_head_and_serves(tmp_path):
     try:
         wait_healthy(f"http://127.0.0.1:{port}", seconds=60)
         assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json() == {"status": "ready"}
+        # The bundled config does not know the port: links point where this server answers.
+        link = requests.post(f"http://127.0.0.1:{port}/api/v1/links", json={"email": "p@example.com",
+                             "user_type": "vendor"}, headers={"Authorization": "Bearer t"}, timeout=10)
+        assert link.status_code == 201 and link.json()["url"].startswith(f"http://127.0.0.1:{port}/verify/"), link.text
     finally:
         process.terminate()
         process.wait(30)

@@ -134,8 +134,8 @@ def serve(host: str, port: int, migrate_first: bool) -> None:
         click.echo(line)
     click.echo(limits.describe(limits.storage_uri(os.environ)))
     click.echo(f"kyc-bridge serving on http://{host}:{port} (webhook: /webhooks/persona)")
-    SingleProcessServer(lambda: create_app(runtime=Runtime.build(runtime.settings, runtime.config)),
-                        host, port).run()
+    config = config_module.served_at(runtime.config, host, port)
+    SingleProcessServer(lambda: create_app(runtime=Runtime.build(runtime.settings, config)), host, port).run()
 
 
 @main.command()

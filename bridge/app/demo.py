@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -135,25 +135,6 @@ def _drive(runtime: Runtime, base: str) -> None:
     click.echo("Press Ctrl-C to stop.", nl=True)
 
 
-def _browsable_host(host: str) -> str:
-    """The address a browser on this machine uses for a server bound to `host`."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def following_port(config: config_module.Config, host: str, port: int) -> config_module.Config:
-    """The demo serves on host:port, so links and Persona's redirect back must point there, not at
-    the bundled config's public_url. A config with an address of its own (a tunnel, say) keeps it."""
-    if config.public_url != config_module.load(None).public_url:
-        return config
-    public_url = f"http://{_browsable_host(host)}:{port}"
-    origins = {o for o in config.allowed_redirect_origins if o != config.public_url.lower()} | {public_url.lower()}
-    return replace(config, public_url=public_url, allowed_redirect_origins=frozenset(origins))
-
-
 def run_demo(host: str, port: int, database: str) -> None:
     from bridge.app.server import SingleProcessServer
     from bridge.web import create_app
@@ -169,7 +150,7 @@ def run_demo(host: str, port: int, database: str) -> None:
     })
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own report
     settings = Settings.from_env(environ)
-    config = following_port(config_module.load(settings.config_file), host, port)
+    config = config_module.served_at(config_module.load(settings.config_file), host, port)
     migrate.upgrade(settings.database_url)
     runtime = Runtime.build(settings, config)
     click.echo(f"kyc-bridge demo on SQLite ({database}), secrets generated for this run")

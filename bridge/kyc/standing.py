@@ -31,7 +31,7 @@ class InquiryLike(monitoring.InquiryLike, Protocol):
     def created_at(self) -> datetime: ...
 
 
-I = TypeVar("I", bound=InquiryLike)
+I = TypeVar("I", bound=InquiryLike)  # noqa: E741 - reads as "an inquiry" in the signatures below
 
 
 def speaking_inquiry(inquiries: Sequence[I]) -> I | None:
