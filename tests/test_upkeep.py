@@ -313,3 +313,25 @@ def test_remind_without_n8n_is_recorded_as_skipped(runtime):
                                        .where(AuditEntry.action == "upkeep.ran")).all())
     assert json.loads(details["upkeep:remind"])["outcome"] == "skipped"
     assert json.loads(details["upkeep:retention"])["outcome"] == "done"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_worker_once_runs_the_upkeep_that_is_due(runtime, monkeypatch):
+    """`worker --once` from cron does what a running worker does in one round: the due upkeep too."""
+    from click.testing import CliRunner
+
+    from bridge.app.cli import main
+
+    from conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+
+    for name, value in {"BRIDGE_DATABASE_URL": runtime.settings.database_url, "BRIDGE_SECRET_KEY": "k",
+                        "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN, "PERSONA_WEBHOOK_SECRETS": WEBHOOK_SECRET}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("BRIDGE_CONFIG_FILE", "N8N_WEBHOOK_URL", "FLUENTCRM_BASE_URL", "PERSONA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)  # the bundled [schedule]: remind 1h, retention 24h
+    result = CliRunner().invoke(main, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert runs(runtime, "remind") == 1 and runs(runtime, "retention") == 1
+    assert "upkeep retention: done" in result.output
+    again = CliRunner().invoke(main, ["worker", "--once"])  # not due again within the hour
+    assert again.exit_code == 0 and runs(runtime) == 2

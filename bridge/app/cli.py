@@ -139,7 +139,7 @@ def serve(host: str, port: int, migrate_first: bool) -> None:
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Run what is due now, then exit.")
+@click.option("--once", is_flag=True, help="Run what is due now (jobs and [schedule] upkeep), then exit.")
 @click.option("--migrate", "migrate_first", is_flag=True, help=MIGRATE_HELP)
 def worker(once: bool, migrate_first: bool) -> None:
     """Drain the outbox: FluentCRM sync (and n8n events), with retries and dead-lettering."""
@@ -149,9 +149,12 @@ def worker(once: bool, migrate_first: bool) -> None:
     require_schema_at_head(migrate_first)
     for line in runtime.describe_outputs():
         click.echo(line)
-    if once:
-        outbox = Worker(runtime)
-        outcomes = outbox.drain()
+    if once:  # one round of what a running worker does: the upkeep that is due, then the jobs
+        from bridge.outbox.upkeep import Upkeep
+
+        for ran in Upkeep(runtime).tick():
+            click.echo(f"upkeep {ran.task}: {ran.outcome} ({ran.detail})")
+        outcomes = Worker(runtime).drain()
         click.echo(f"{len(outcomes)} job(s) run")
         return
     stop = threading.Event()
