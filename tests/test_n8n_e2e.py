@@ -51,7 +51,9 @@ SHOP_SECRET = "e2e-shop-secret"
 VARIABLES = {"KYC_MAIL_FROM": "Acme KYC <kyc@acme.test>", "KYC_COMPLIANCE_EMAIL": "compliance@acme.test",
              "KYC_BRAND": "Acme"}
 EVENTS_FLOW, SHOP_FLOW = "kycEvents0000001", "kycShopLink00001"
-QUIET_SECONDS = 1.0  # how long "nothing more arrives" is watched for (n8n answers after the mail is sent)
+# Every sender here is done once it has answered: both flows answer after their Send email node,
+# the catcher stores a mail before it answers 250, and the bridge's drain waits for n8n's answer.
+# So what the catcher holds after those calls returned is all that was sent: no quiet period.
 
 
 @dataclass
@@ -144,10 +146,8 @@ def deliver(stack: Stack, status: str, *, inquiry_id: str, email: str, user_type
 
 
 def one_mail(stack: Stack):
-    """Exactly one email arrives (and nothing more within QUIET_SECONDS)."""
-    mails = stack.smtp.wait_for(1, timeout=20)
-    time.sleep(QUIET_SECONDS)
-    mails += stack.smtp.take()
+    """Exactly one email was sent (see above: nothing more can still be on its way)."""
+    mails = stack.smtp.take()
     assert len(mails) == 1, [m["Subject"] for m in mails]
     mail = mails[0]
     assert mail["From"] == VARIABLES["KYC_MAIL_FROM"]
@@ -157,7 +157,6 @@ def one_mail(stack: Stack):
 
 
 def no_mail(stack: Stack) -> None:
-    time.sleep(QUIET_SECONDS)
     assert [m["Subject"] for m in stack.smtp.take()] == []
 
 
