@@ -4,11 +4,11 @@ a consent withdrawal ends it until they consent and verify again."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from bridge.kyc import standing
 
-T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime.fromisoformat("2026-12-01T12:00:00+00:00")
 
 
 @dataclass
