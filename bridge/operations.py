@@ -32,10 +32,13 @@ class Refused(ValueError):
 def resync(session: Session, config: Config, inquiry_id: str, *, now: datetime) -> bool:
     """Queue a `crm.sync` of the inquiry's current state. False when one is already waiting (it
     reads the newest state when it runs, so a second would change nothing)."""
-    if session.scalars(select(Inquiry.id).where(Inquiry.inquiry_id == inquiry_id)).first() is None:
+    found = session.execute(select(Inquiry.id, Inquiry.contact_id).where(Inquiry.inquiry_id == inquiry_id)).first()
+    if found is None:
         raise NotFound("no such inquiry")
+    # The person's key, as the intake's syncs carry it: one write to their FluentCRM contact at a time.
     added = queue.enqueue(session, queue.CRM_SYNC, inquiry_id=inquiry_id, payload={"inquiry_id": inquiry_id},
-                          max_attempts=config.max_attempts, now=now, coalesce=True)
+                          max_attempts=config.max_attempts, now=now, coalesce=True,
+                          contact_key=queue.contact_key(found.contact_id, inquiry_id))
     audit.append(session, "inquiry.resync", inquiry_id, {"count": int(added)}, at=now)
     return added
 

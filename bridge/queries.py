@@ -250,12 +250,17 @@ def contact_by_email(session: Session, email: str) -> Contact | None:
 
 
 def contact_jobs(session: Session, contact: Contact, inquiry_ids: list[str]) -> list[Job]:
-    """The outbox jobs about a person: those of their inquiries, and the link, tag and reminder jobs
-    that carry their contact (or reminder) id instead of an inquiry id."""
+    """The outbox jobs about a person, each branch on an index: those of their inquiries (by inquiry
+    id); those that write their FluentCRM contact (by contact key: tag jobs, syncs); and their link
+    and reminder events, which carry neither. An n8n event writes no FluentCRM contact, so it has no
+    key (a key would queue the email behind the person's CRM writes); those are found among the n8n
+    events without an inquiry (the (inquiry_id, kind) index prefix) by the contact or reminder id in
+    their payload."""
     about_contact = queue.payload_holds("contact_id", contact.id)
     for reminder_id in session.scalars(select(Reminder.id).where(Reminder.contact_id == contact.id)):
         about_contact = about_contact | queue.payload_holds("reminder_id", reminder_id)
-    condition = Job.inquiry_id.is_(None) & about_contact
+    condition = (Job.contact_key == queue.contact_key(contact.id, None)) | (
+        Job.inquiry_id.is_(None) & (Job.kind == queue.N8N_EVENT) & about_contact)
     if inquiry_ids:
         condition = condition | Job.inquiry_id.in_(inquiry_ids)
     return list(session.scalars(select(Job).where(condition).order_by(Job.id.desc()).limit(JOBS_SHOWN)))

@@ -152,6 +152,42 @@ def test_resync_queues_one_crm_sync_and_says_when_one_already_waits(client, runt
     assert actions.count("inquiry.resync") == 2
 
 
+def test_contact_detail_finds_the_persons_tag_job_by_its_contact_key(client, runtime, config):
+    """The manual-review tag job (attempts used up) carries no inquiry id: it was found by LIKE over
+    its payload, now by its contact key; another person's tag job is not listed."""
+    for email in ("cy@example.com", "di@example.com"):
+        for attempt in range(3):
+            reference = start(client, email)
+            webhook(client, config, new_id("inq"), "failed", reference_id=reference)
+        assert client.post("/api/v1/sessions", headers=admin_headers(), json={
+            "email": email, "user_type": "investor", "consent": CONSENT}).status_code == 409
+    tagged = jobs(runtime, kind="crm.tag")
+    assert len(tagged) == 2 and all(job.contact_key for job in tagged)
+    body = client.get("/api/v1/contacts/cy@example.com", headers=admin_headers()).get_json()
+    listed = [j["id"] for j in body["jobs"] if j["kind"] == "crm.tag"]
+    assert listed == [tagged[0].id]
+    with runtime.sessions() as session:  # without the payload's contact id, the key still finds it
+        session.execute(sa.update(Job).where(Job.id == tagged[0].id).values(payload='{"tag":"manual_review"}'))
+        session.commit()
+    body = client.get("/api/v1/contacts/cy@example.com", headers=admin_headers()).get_json()
+    assert [j["id"] for j in body["jobs"] if j["kind"] == "crm.tag"] == [tagged[0].id]
+
+
+def test_every_sync_that_writes_a_persons_contact_carries_their_key(client, runtime, people):
+    """One write to a person's FluentCRM contact at a time holds only if every such job has their
+    key: the admin's re-sync and a withdrawal's sync had none, so either could run beside a sync
+    the intake queued for the same person."""
+    Worker(runtime).drain()
+    assert client.post("/api/v1/inquiries/inq_ana1/resync", headers=admin_headers()).status_code == 202
+    assert client.delete("/api/v1/contacts/bo@example.com/consent", headers=admin_headers()).status_code == 200
+    waiting = {job.inquiry_id: job.contact_key for job in jobs(runtime, kind="crm.sync", state="queued")}
+    intake_key = {job.inquiry_id: job.contact_key for job in jobs(runtime, kind="crm.sync")}
+    assert waiting == {"inq_ana1": intake_key["inq_ana2"], "inq_bo": waiting["inq_bo"]}
+    assert waiting["inq_ana1"].startswith("contact:") and waiting["inq_bo"].startswith("contact:")
+    body = client.get("/api/v1/contacts/bo@example.com", headers=admin_headers()).get_json()
+    assert sum(1 for j in body["jobs"] if j["kind"] == "crm.sync" and j["state"] == "queued") == 1
+
+
 def test_resync_of_an_unknown_inquiry_is_404_and_queues_nothing(client, runtime, people):
     count = len(jobs(runtime))
     assert client.post("/api/v1/inquiries/inq_nope/resync", headers=admin_headers()).status_code == 404

@@ -2,20 +2,19 @@
 flows, imported with the shipped credential templates) → SMTP sink.
 
 One n8n for the module (fresh database, free ports on 127.0.0.1, every outside call off; started
-after import and publish), an aiosmtpd sink, and the bridge on SQLite served over HTTP so the shop
-flow can call POST /api/v1/links. Every process started here is stopped at the end. Needs the
-pinned install (scripts/n8n-install.sh): skipped without it, a failure under CI=true.
+after import and publish), an aiosmtpd sink, and the bridge on SQLite. Every process started here
+is stopped at the end. Needs the pinned install (scripts/n8n-install.sh): skipped without it, a
+failure under CI=true. (A shop order's link is the plugin's kyc.link_requested event, emailed by
+the event flow: test_link_requested_event_emails_the_link.)
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,32 +25,28 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from bridge.outbox import notify, remind
 from bridge.consent import onboarding
 from bridge.config import load as load_config
-from bridge.kyc.link_tokens import verify as verify_link_token
 from bridge.persona import samples
 from bridge.runtime import Runtime
 from bridge.store import migrate, queue
 from bridge.store.models import Job
 from bridge.web import create_app
 from bridge.outbox.worker import Worker, n8n_event_handler
-from conftest import ADMIN_TOKEN, make_settings, new_id, post_event, unavailable
-from doubles.n8n import FLOWS, N8nInstance, find_install, free_port
-from doubles.server import QuietHandler
+from conftest import make_settings, new_id, post_event, unavailable
+from doubles.n8n import FLOWS, N8nInstance, find_install
 
 if TYPE_CHECKING:
     from doubles.smtp import SmtpSink
 
 N8N_TOKEN = "e2e-n8n-token-" + "x" * 16
 SIGNING_SECRET = "e2e-signing-secret"
-SHOP_SECRET = "e2e-shop-secret"
 VARIABLES = {"KYC_MAIL_FROM": "Acme KYC <kyc@acme.test>", "KYC_COMPLIANCE_EMAIL": "compliance@acme.test",
              "KYC_BRAND": "Acme"}
-EVENTS_FLOW, SHOP_FLOW = "kycEvents0000001", "kycShopLink00001"
-# Every sender here is done once it has answered: both flows answer after their Send email node,
+EVENTS_FLOW = "kycEvents0000001"
+# Every sender here is done once it has answered: the flow answers after its Send email node,
 # the catcher stores a mail before it answers 250, and the bridge's drain waits for n8n's answer.
 # So what the catcher holds after those calls returned is all that was sent: no quiet period.
 
@@ -61,7 +56,6 @@ class Stack:
     n8n: N8nInstance
     smtp: SmtpSink
     runtime: Runtime  # the worker's: N8N_* point at the published flow
-    bridge_url: str  # the bridge's API as n8n reaches it
     client: object  # Flask test client for Persona's webhooks into the same store
 
     def drain(self) -> list:
@@ -72,7 +66,7 @@ def credentials(smtp_port: int) -> list[dict]:
     """The shipped template, filled in the way README tells an operator to."""
     text = Template((FLOWS / "credentials.template.json").read_text()).substitute(
         N8N_TOKEN=N8N_TOKEN, N8N_SIGNING_SECRET=SIGNING_SECRET, SMTP_USER="", SMTP_PASSWORD="",
-        SMTP_HOST="127.0.0.1", BRIDGE_ADMIN_TOKEN=ADMIN_TOKEN, SHOP_WEBHOOK_SECRET=SHOP_SECRET)
+        SMTP_HOST="127.0.0.1")
     filled = json.loads(text)
     for credential in filled:
         if credential["type"] == "smtp":  # the sink speaks plain SMTP without auth or TLS
@@ -93,37 +87,25 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     database = f"sqlite:///{folder / 'bridge.db'}"
     migrate.upgrade(database)
     config = load_config(None)
-    # The bridge's HTTP side (the shop flow calls POST /api/v1/links on it), served for real.
-    api_runtime = Runtime.build(make_settings(database), config)
-    server = make_server("127.0.0.1", free_port(), create_app(runtime=api_runtime), threaded=True,
-                         request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    bridge_url = f"http://127.0.0.1:{server.server_port}"
     smtp = SmtpSink()
     n8n = N8nInstance(install, folder / "n8n")
     runtime: Runtime | None = None
     try:
-        thread.start()
         smtp.start()
         n8n.import_credentials(credentials(smtp.port))
         n8n.import_workflows(FLOWS / "workflows")
-        n8n.set_variables({**VARIABLES, "KYC_BRIDGE_URL": bridge_url})
+        n8n.set_variables(VARIABLES)
         n8n.publish(EVENTS_FLOW)
-        n8n.publish(SHOP_FLOW)
-        assert sorted(n8n.active_workflows()) == sorted([EVENTS_FLOW, SHOP_FLOW])
-        n8n.start(webhook_paths=("kyc-events", "kyc-shop-order"))
+        assert sorted(n8n.active_workflows()) == [EVENTS_FLOW]
+        n8n.start(webhook_paths=("kyc-events",))
         # The worker's side: events go to the published flow's production URL.
         runtime = Runtime.build(make_settings(database, N8N_WEBHOOK_URL=n8n.webhook_url("kyc-events"),
                                               N8N_TOKEN=N8N_TOKEN, N8N_SIGNING_SECRET=SIGNING_SECRET), config)
-        yield Stack(n8n, smtp, runtime, bridge_url, create_app(runtime=runtime).test_client())
+        yield Stack(n8n, smtp, runtime, create_app(runtime=runtime).test_client())
     finally:
         pid = n8n.pid
         n8n.stop()
         smtp.stop()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        api_runtime.engine.dispose()
         if runtime is not None:
             runtime.engine.dispose()
         if pid is not None:  # n8n and its task runner are gone
@@ -327,55 +309,3 @@ def test_smtp_outage_is_retried_until_the_email_goes_out_once(stack):
     assert [o.outcome for o in stack.drain()] == ["done"]
     mail, body = one_mail(stack)
     assert mail["To"] == email and mail["Subject"] == "We could not verify your identity"
-
-
-# ------------------------------------------------------------------------------ shop order → link
-
-
-def shop_order(stack: Stack, order: dict, *, secret: str = SHOP_SECRET) -> requests.Response:
-    raw = json.dumps(order).encode()
-    signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
-    return requests.post(stack.n8n.webhook_url("kyc-shop-order"), data=raw, timeout=20, headers={
-        "Content-Type": "application/json", "X-WC-Webhook-Topic": "order.created",
-        "X-WC-Webhook-Signature": signature})
-
-
-def order(number: int, email: str, first_name: str = "Kim") -> dict:
-    return {"id": number, "number": str(number), "status": "processing", "total": "49.00",
-            "billing": {"first_name": first_name, "last_name": "Doe", "email": email}, "line_items": []}
-
-
-def test_shop_order_asks_the_bridge_for_a_link_and_emails_it(stack):
-    email = f"{new_id('b')}@example.com"
-    response = shop_order(stack, order(1001, email))
-    assert response.status_code == 202, response.text
-    mail, body = one_mail(stack)
-    assert (mail["To"], mail["Subject"]) == (email, "Verify your identity to complete order 1001")
-    assert body.startswith("Hi Kim,")
-    url = link_in(body, stack, email, "customer")
-    verify_link_token(stack.runtime.settings.secret_key, url.rsplit("/", 1)[1], max_age_seconds=3600)
-    # the same order again (WooCommerce retries, order.updated) sends nothing
-    assert shop_order(stack, order(1001, email)).json() == {"status": "duplicate"}
-    no_mail(stack)
-
-
-def test_shop_order_for_a_verified_customer_sends_nothing(stack):
-    email = f"{new_id('v')}@example.com"
-    deliver(stack, "approved", inquiry_id=new_id("inq"), email=email, user_type="customer")
-    stack.drain()
-    one_mail(stack)  # the welcome
-    response = shop_order(stack, order(1002, email))
-    assert response.status_code == 200 and response.json() == {"status": "already_verified"}
-    no_mail(stack)
-
-
-def test_shop_order_with_a_bad_signature_or_a_ping_is_refused_or_ignored(stack):
-    email = f"{new_id('x')}@example.com"
-    forged = shop_order(stack, order(1003, email), secret="guessed")
-    assert forged.status_code == 401
-    ping = requests.post(stack.n8n.webhook_url("kyc-shop-order"), data="webhook_id=7", timeout=10,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert ping.status_code == 200 and ping.json() == {"status": "ignored"}
-    no_mail(stack)
-    assert shop_order(stack, order(1003, email)).status_code == 202  # the forged one did not use up the order
-    one_mail(stack)

@@ -41,7 +41,9 @@ def validate(*files: Path) -> dict[str, dict]:
 
 
 def test_there_are_flows():
-    assert [p.name for p in WORKFLOWS] == ["kyc-events.json", "shop-order-link.json"]
+    # The shop flow (WooCommerce webhooks) was retired: the plugin hooks the shops' paid-order actions
+    # and queues kyc.link_requested through the bridge, which this flow emails.
+    assert [p.name for p in WORKFLOWS] == ["kyc-events.json"]
 
 
 def test_every_flow_passes_n8n_validation():
@@ -178,7 +180,7 @@ def test_ids_and_paths_are_unique_and_stable():
     ids = [w["id"] for w in workflows]
     assert len(set(ids)) == len(ids) and all(len(i) <= 21 for i in ids)
     paths = [n["parameters"]["path"] for w in workflows for n in nodes_of(w, "webhook")]
-    assert sorted(paths) == ["kyc-events", "kyc-shop-order"]
+    assert sorted(paths) == ["kyc-events"]
 
 
 def test_credential_templates_hold_no_secrets():

@@ -396,3 +396,37 @@ def test_server_to_server_link_session_records_the_visitors_ip(client, runtime, 
         contact = session.get(Contact, consent.contact_id)
     assert contact.email == "via.wp@example.com" and consent.source == "link"
     assert consent.ip_hash == hash_ip(runtime.settings.secret_key, "198.51.100.77") and consent.user_agent == "Visitor UA"
+
+
+def test_a_withdrawal_ends_verified_standing_until_the_person_consents_and_verifies_again(client, runtime, config):
+    """An approved person who withdrew consent no longer passes a gate (the single and the batch
+    lookup, and the FluentCRM tags, follow bridge/kyc/standing.py); consenting again does not bring
+    the old approval back, a new approval does."""
+    email = "new.person@example.com"
+
+    def lookup():
+        one = client.get(f"/api/v1/contacts/{email}/kyc", headers=admin_headers()).get_json()
+        batch = client.get(f"/api/v1/contacts/kyc?email={email}", headers=admin_headers()).get_json()
+        return one, batch
+
+    reference = start(client, user_type="customer").get_json()["reference_id"]
+    webhook(client, config, "inq_before", "approved", minutes_ago=30, reference_id=reference, user_type="customer")
+    assert lookup()[0]["status"] == "approved"
+    assert client.delete(f"/api/v1/contacts/{email}/consent", headers=admin_headers()).status_code == 200
+    one, batch = lookup()
+    assert (one["status"], one["consent_withdrawn"], one["user_type"], one["level"]) == ("not_started", True, None, None)
+    assert str(batch).count("'status': 'not_started'") == 1 and "approved" not in str(batch)
+
+    # Consenting again (a new session) is not verifying again: the old approval stays out.
+    again = start(client, user_type="customer").get_json()
+    one, batch = lookup()
+    assert (one["status"], one["consent_withdrawn"]) == ("not_started", False) and "approved" not in str(batch)
+    # and a sync of the old inquiry (e.g. an admin's re-sync) takes the KYC tags away
+    assert client.post("/api/v1/inquiries/inq_before/resync", headers=admin_headers()).status_code in (200, 202)
+    details = [o.detail for o in Worker(runtime).drain() if o.kind == "crm.sync"]
+    assert details and all(d.startswith("dry run: would attach -; detach ") for d in details), details
+
+    webhook(client, config, "inq_after", "approved", reference_id=again["reference_id"], user_type="customer")
+    one, batch = lookup()
+    assert (one["status"], one["user_type"], one["consent_withdrawn"]) == ("approved", "customer", False)
+    assert "'status': 'approved'" in str(batch)

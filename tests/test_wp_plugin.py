@@ -112,6 +112,7 @@ def seed_bridge(bridge) -> dict:  # type: ignore[no-untyped-def]
         "admin_export": ("vendor", ["created", "completed", "declined"]),
         "self_withdraw": ("customer", ["created", "completed", "approved"]),
         "self_readonly": ("vendor", ["created", "completed", "approved"]),
+        "gate_withdraw": ("customer", ["created", "completed", "approved"]),
     }
     seeded = {}
     for key, (user_type, statuses) in people.items():

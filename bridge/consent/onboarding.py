@@ -186,12 +186,14 @@ class _Plan:
     attempts_used: int
 
 
-def _unfinished_inquiry(session: Session, config: Config, contact_id: int, user_type: str,
+def _unfinished_inquiry(session: Session, config: Config, contact: Contact, user_type: str,
                         now: datetime) -> Inquiry | None:
     window_start = now - timedelta(hours=config.resume_window_hours)
+    mine = [Inquiry.contact_id == contact.id, Inquiry.user_type == user_type, Inquiry.redacted_at.is_(None)]
+    if contact.standing_since is not None:  # not one from before a new consent after a withdrawal
+        mine.append(Inquiry.created_at >= contact.standing_since)
     candidates = session.scalars(
-        select(Inquiry).where(Inquiry.contact_id == contact_id, Inquiry.user_type == user_type,
-                              Inquiry.redacted_at.is_(None))
+        select(Inquiry).where(*mine)
         .order_by(Inquiry.created_at.desc(), Inquiry.id.desc())
     ).all()
     for inquiry in candidates:
@@ -221,7 +223,11 @@ def _last_status(session: Session, contact_id: int, user_type: str) -> str | Non
 def _record_consent(session: Session, config: Config, secret_key: str, request: SessionRequest,
                     email: str, now: datetime) -> _Plan:
     contact = upsert_contact(session, email, first_name=request.first_name, wp_user_id=request.wp_user_id, now=now)
-    contact.consent_withdrawn_at = None  # a new consent replaces an earlier withdrawal
+    if contact.consent_withdrawn_at is not None:
+        # A new consent replaces an earlier withdrawal; the standing it ended stays ended: only
+        # inquiries from now on speak for the person (bridge/kyc/standing.py).
+        contact.consent_withdrawn_at = None
+        contact.standing_since = now
     consent = Consent(
         contact_id=contact.id, user_type=request.user_type, source=request.source,
         share_with_persona=True, persona_retention=True, gdpr_processing=True,
@@ -233,7 +239,7 @@ def _record_consent(session: Session, config: Config, secret_key: str, request: 
     session.flush()
     audit.append(session, "consent.given", f"contact:{contact.id}",
                  {"user_type": request.user_type, "reason": config.consent.version}, at=now)
-    unfinished = _unfinished_inquiry(session, config, contact.id, request.user_type, now)
+    unfinished = _unfinished_inquiry(session, config, contact, request.user_type, now)
     return _Plan(contact.id, consent.id, contact.reference_id or "", contact.first_name, email,
                  unfinished.inquiry_id if unfinished else None,
                  _attempts_used(session, contact.id, request.user_type))
@@ -396,7 +402,8 @@ def withdraw_consent(sessions: sessionmaker[Session], email: str, *, now: dateti
                                            .order_by(Inquiry.id)))
         if inquiry_ids:  # one sync removes every KYC tag of the contact: the newest inquiry's is enough
             queue.enqueue(session, queue.CRM_SYNC, inquiry_id=inquiry_ids[-1], payload={"inquiry_id": inquiry_ids[-1]},
-                          max_attempts=max_attempts, now=now, coalesce=True)
+                          max_attempts=max_attempts, now=now, coalesce=True,
+                          contact_key=queue.contact_key(contact.id, None))
         if redact_at_persona:
             privacy.queue_redactions(session, inquiry_ids, max_attempts=max_attempts, now=now)
         audit.append(session, "consent.withdrawn", f"contact:{contact.id}", {"count": len(inquiry_ids)}, at=now)
@@ -427,7 +434,8 @@ def kyc_status(session: Session, email: str, user_type: str | None = None,
                retry_allowed: Mapping[str, bool] | None = None) -> KycAnswer:
     """The person's standing for gating (the rule is bridge.kyc.standing's: an approval wins, unless
     a monitoring match holds one in review, then `needs_review` naming the match); `not_started`
-    when there is no inquiry. With the retry rule, also `may_retry`."""
+    when there is no inquiry, or none speaks since a consent withdrawal. With the retry rule, also
+    `may_retry`."""
     return kyc_statuses(session, [email], user_type, retry_allowed)[email]
 
 
@@ -435,7 +443,8 @@ def kyc_statuses(session: Session, addresses: list[str], user_type: str | None =
                  retry_allowed: Mapping[str, bool] | None = None) -> dict[str, KycAnswer]:
     """`kyc_status` of several normalised emails, in two queries."""
     contacts = {row.id: row for row in session.execute(
-        select(Contact.id, Contact.email, Contact.consent_withdrawn_at).where(Contact.email.in_(addresses)))}
+        select(Contact.id, Contact.email, Contact.consent_withdrawn_at, Contact.standing_since)
+        .where(Contact.email.in_(addresses)))}
     found: dict[int, list[Inquiry]] = {}
     if contacts:
         query = select(Inquiry).where(Inquiry.contact_id.in_(list(contacts)))
@@ -447,15 +456,18 @@ def kyc_statuses(session: Session, addresses: list[str], user_type: str | None =
     answers = {}
     for email in addresses:
         row = by_email.get(email)
-        answer = _standing(email, found.get(row.id, []) if row else [], user_type)
+        withdrawn = bool(row and row.consent_withdrawn_at)
+        answer = _standing(email, found.get(row.id, []) if row else [], user_type,
+                           withdrawn=withdrawn, since=row.standing_since if row else None)
         answers[email] = replace(
-            answer, consent_withdrawn=bool(row and row.consent_withdrawn_at),
+            answer, consent_withdrawn=withdrawn,
             may_retry=None if retry_allowed is None else retry.may_retry(answer.status, retry_allowed))
     return answers
 
 
-def _standing(email: str, inquiries: list[Inquiry], user_type: str | None) -> KycAnswer:
-    best = standing.speaking_inquiry(inquiries)
+def _standing(email: str, inquiries: list[Inquiry], user_type: str | None, *, withdrawn: bool,
+              since: datetime | None) -> KycAnswer:
+    best = standing.speaking_inquiry(inquiries, withdrawn=withdrawn, since=since)
     if best is None:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
     held = monitoring.holds_in_review(best)

@@ -4,7 +4,13 @@ The one rule for "which of a person's inquiries speaks for them", used by
 GET /api/v1/contacts/<email>/kyc (gating) and by the FluentCRM sync (the person's status tag),
 so the tags always say what the API says: an approval that a continuous-monitoring match holds in
 review wins (the newest match: bridge.kyc.monitoring); then an approval (the highest level, then
-the newest); without one, the newest inquiry (by its deciding event's time, else its creation)."""
+the newest); without one, the newest inquiry (by its deciding event's time, else its creation).
+
+A consent withdrawal ends the person's standing: the KYC tags are taken away and Persona is asked
+to redact, so no site may keep treating them as verified. While their consent is withdrawn no
+inquiry speaks for them (the lookups answer `not_started`, with `consent_withdrawn`); after a new
+consent only inquiries created from then on do (`since`): consenting and verifying again restores
+it, an old approval never comes back on its own."""
 
 from __future__ import annotations
 
@@ -34,8 +40,14 @@ class InquiryLike(monitoring.InquiryLike, Protocol):
 I = TypeVar("I", bound=InquiryLike)  # noqa: E741 - reads as "an inquiry" in the signatures below
 
 
-def speaking_inquiry(inquiries: Sequence[I]) -> I | None:
-    """The inquiry whose status is the person's status; None when there is none."""
+def speaking_inquiry(inquiries: Sequence[I], *, withdrawn: bool = False, since: datetime | None = None) -> I | None:
+    """The inquiry whose status is the person's status; None when there is none. `withdrawn`: the
+    person's consent is withdrawn (none speaks); `since`: their new consent after a withdrawal
+    (inquiries created before it no longer speak)."""
+    if withdrawn:
+        return None
+    if since is not None:
+        inquiries = [i for i in inquiries if i.created_at >= since]
     if not inquiries:
         return None
     approved = [i for i in inquiries if i.status == Status.APPROVED.value]

@@ -46,7 +46,12 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
     # The status tag is the person's, by the rule GET /api/v1/contacts/<email>/kyc answers with: a
     # new inquiry after an approval must not take the approval's tag away.
     speaking = standing.speaking_inquiry(session.scalars(select(Inquiry).where(
-        Inquiry.contact_id == contact.id)).all()) or inquiry
+        Inquiry.contact_id == contact.id)).all(), since=contact.standing_since)
+    if speaking is None:
+        # Only inquiries from before a new consent after a withdrawal: no standing, no KYC tags.
+        plan = tags.withdrawn(config.status_tags, config.user_types.get(inquiry.user_type),
+                              (config.manual_review_tag, config.monitoring_tag))
+        return Target(contact.email, contact.first_name, plan, remove_only=True)
     plan = tags.plan(config.status_tags, Status(monitoring.status_shown(speaking)),
                      config.user_types.get(inquiry.user_type), monitoring_tag=config.monitoring_tag,
                      monitoring_match=monitoring.holds_in_review(speaking))

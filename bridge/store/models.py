@@ -55,6 +55,9 @@ class Contact(Base):
     reference_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     wp_user_id: Mapped[int | None] = mapped_column(BigInteger())
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A new consent after a withdrawal: only inquiries created from then on speak for the person
+    # (bridge/kyc/standing.py); None when they never withdrew.
+    standing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

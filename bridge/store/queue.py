@@ -292,6 +292,7 @@ def list_jobs(session: Session, states: list[str] | None, limit: int) -> list[Jo
 
 def payload_holds(key: str, value: int) -> Any:
     """SQL condition: the job's payload (as `_encode` writes it: sorted keys, no spaces) has `key`
-    set to this integer, e.g. the contact of a link or tag job, which carry no inquiry id."""
+    set to this integer, e.g. the contact of a link event, which carries no inquiry id and no
+    contact key (jobs that write a contact are found by `contact_key` instead)."""
     pair = json.dumps({key: value}, separators=(",", ":"))[1:-1].replace("_", "!_")
     return Job.payload.like(f"%{pair},%", escape="!") | Job.payload.like(f"%{pair}}}%", escape="!")

@@ -13,7 +13,8 @@ defined( 'ABSPATH' ) || exit;
 
 /**
  * The shop hooks: Fluent Cart's `fluent_cart/order_paid_done` and receipt view, WooCommerce's
- * `woocommerce_payment_complete` and `woocommerce_thankyou`.
+ * `woocommerce_payment_complete` and `woocommerce_thankyou`; with "Hold orders", a paid order of a
+ * configured product waits on hold in either shop until its buyer is verified.
  */
 final class Purchases {
 
@@ -32,6 +33,17 @@ final class Purchases {
 
 	const HOLD_META = '_kycb_awaiting_verification';
 	const CRON      = 'kycb_release_orders';
+
+	/**
+	 * Fluent Cart's order status for a held order: one of the statuses its fct_orders table documents
+	 * (draft / pending / on-hold / processing / completed / …), with its own
+	 * `fluent_cart/order_status_changed_to_on-hold` action. See the WPManageNinja/fluent-cart-dev-docs
+	 * repository: docs/database/schema.md (fct_orders.status), docs/database/models/order.md
+	 * (updateStatus, updateMeta, getMeta, deleteMeta, addLog, the customer relation),
+	 * docs/database/models/order-meta.md (where, whereHas('order', …), meta_value decoded) and
+	 * docs/hooks/actions/orders.md (order_paid_done: $data['order'] is an Order model).
+	 */
+	const FLUENT_CART_HELD = 'on-hold';
 
 	/**
 	 * Hook up (called from Plugin::register; the hooks only fire where the shops are active).
@@ -113,7 +125,42 @@ final class Purchases {
 		foreach ( is_iterable( $items ) ? $items : array() as $item ) {
 			$ids[] = (int) self::field( $item, 'post_id' );
 		}
-		self::paid( 'fluent_cart', (string) self::field( $order, 'id' ), (string) self::field( $customer, 'email' ), (string) self::field( $customer, 'first_name' ), $ids );
+		$type = self::paid( 'fluent_cart', (string) self::field( $order, 'id' ), (string) self::field( $customer, 'email' ), (string) self::field( $customer, 'first_name' ), $ids );
+		if ( '' !== $type && Settings::get( 'hold_orders' ) ) {
+			$model = self::fluent_cart_order( $order );
+			if ( $model ) {
+				// The status it had is kept with the hold, and given back on release (Fluent Cart
+				// completes digital orders on payment, others go on processing).
+				$model->updateMeta(
+					self::HOLD_META,
+					array(
+						'user_type' => $type,
+						'status'    => (string) $model->status,
+					)
+				);
+				$model->updateStatus( 'status', self::FLUENT_CART_HELD );
+				$model->addLog( __( 'Awaiting identity verification', 'kyc-bridge' ), __( 'On hold until the buyer\'s identity is verified (KYC Bridge).', 'kyc-bridge' ), 'info', 'KYC Bridge' );
+			}
+		}
+	}
+
+	/**
+	 * The Fluent Cart Order model of the hook's order: the model itself (as Fluent Cart passes it),
+	 * or found by id (when the data is an array, as older docs show it); null without Fluent Cart.
+	 *
+	 * @param mixed $order Order model or array.
+	 * @return object|null
+	 */
+	private static function fluent_cart_order( $order ) {
+		if ( is_object( $order ) && method_exists( $order, 'updateStatus' ) && method_exists( $order, 'updateMeta' ) ) {
+			return $order;
+		}
+		$id = (int) self::field( $order, 'id' );
+		if ( $id > 0 && class_exists( '\FluentCart\App\Models\Order' ) ) {
+			$found = \FluentCart\App\Models\Order::find( $id );
+			return is_object( $found ) ? $found : null;
+		}
+		return null;
 	}
 
 	/**
@@ -139,11 +186,56 @@ final class Purchases {
 	}
 
 	/**
-	 * Release held WooCommerce orders whose buyers are verified now (hourly, wp-cron).
+	 * Release held orders (Fluent Cart and WooCommerce) whose buyers are verified now (hourly, wp-cron).
 	 *
 	 * @return int How many orders were released.
 	 */
 	public static function release_orders() {
+		return self::release_fluent_cart_orders() + self::release_woocommerce_orders();
+	}
+
+	/**
+	 * Held Fluent Cart orders (still on hold, with the plugin's meta) whose buyers are verified now go
+	 * back to the status they had when they were held.
+	 *
+	 * @return int How many orders were released.
+	 */
+	private static function release_fluent_cart_orders() {
+		if ( ! class_exists( '\FluentCart\App\Models\OrderMeta' ) ) {
+			return 0;
+		}
+		$released = 0;
+		$held     = \FluentCart\App\Models\OrderMeta::where( 'meta_key', self::HOLD_META )
+			->whereHas(
+				'order',
+				function ( $query ) {
+					$query->where( 'status', self::FLUENT_CART_HELD );
+				}
+			)
+			->get();
+		foreach ( $held as $meta ) {
+			$order = $meta->order;
+			$hold  = $meta->meta_value;
+			$type  = is_array( $hold ) && isset( $hold['user_type'] ) ? (string) $hold['user_type'] : '';
+			$email = (string) self::field( self::field( $order, 'customer' ), 'email' );
+			if ( ! $order || '' === $type || ! self::verified( $email, $type ) ) {
+				continue;
+			}
+			$before = isset( $hold['status'] ) && '' !== (string) $hold['status'] && self::FLUENT_CART_HELD !== $hold['status'] ? (string) $hold['status'] : 'processing';
+			$order->deleteMeta( self::HOLD_META );
+			$order->updateStatus( 'status', $before );
+			$order->addLog( __( 'Identity verified', 'kyc-bridge' ), __( 'Identity verified: released (KYC Bridge).', 'kyc-bridge' ), 'info', 'KYC Bridge' );
+			++$released;
+		}
+		return $released;
+	}
+
+	/**
+	 * Held WooCommerce orders whose buyers are verified now go on to processing.
+	 *
+	 * @return int How many orders were released.
+	 */
+	private static function release_woocommerce_orders() {
 		if ( ! function_exists( 'wc_get_orders' ) ) {
 			return 0;
 		}

@@ -471,7 +471,7 @@ final class Settings {
 			'<label><input type="checkbox" id="kycb_hold_orders" name="%1$s[hold_orders]" value="1"%2$s /> %3$s</label>',
 			esc_attr( self::OPTION ),
 			checked( (int) self::get( 'hold_orders' ), 1, false ),
-			esc_html__( 'Put paid WooCommerce orders of these products on hold ("awaiting identity verification") until the buyer is verified; they are released to processing within the hour after the approval.', 'kyc-bridge' )
+			esc_html__( 'Put paid Fluent Cart and WooCommerce orders of these products on hold ("awaiting identity verification") until the buyer is verified; they are released within the hour after the approval (WooCommerce to processing, Fluent Cart to the status the order had).', 'kyc-bridge' )
 		);
 	}
 

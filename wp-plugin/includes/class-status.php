@@ -71,12 +71,18 @@ final class Status {
 	}
 
 	/**
-	 * describe() for a bridge answer: its status and, when the bridge sends it, its retry rule.
+	 * describe() for a bridge answer: its status and, when the bridge sends it, its retry rule; a
+	 * person who withdrew consent is told that their verification no longer counts.
 	 *
 	 * @param array $answer The bridge's KYC lookup answer.
 	 * @return array{label: string, message: string, can_start: bool, button: string}
 	 */
 	public static function describe_answer( $answer ) {
+		if ( ! empty( $answer['consent_withdrawn'] ) ) {
+			// The bridge's rule (bridge/kyc/standing.py): a withdrawal ends verified standing until the
+			// person consents and verifies again; it answers not_started, this says why.
+			return self::row( __( 'Consent withdrawn', 'kyc-bridge' ), __( 'You withdrew your consent, so your identity verification no longer counts here. Verify again to regain access.', 'kyc-bridge' ), true, __( 'Verify again', 'kyc-bridge' ) );
+		}
 		$may_retry = isset( $answer['may_retry'] ) && is_bool( $answer['may_retry'] ) ? $answer['may_retry'] : null;
 		return self::describe( isset( $answer['status'] ) ? (string) $answer['status'] : '', $may_retry );
 	}

@@ -57,6 +57,27 @@ class GateTest extends TestCase {
 		$this->assertStringNotContainsString( '<b>', $html );
 	}
 
+	public function test_an_approved_person_who_withdrew_consent_no_longer_passes_and_is_told_why() {
+		$email = self::fixtures()['people']['gate_withdraw']['email'];
+		$id    = $this->log_in( $email );
+		$this->assertStringContainsString( 'Members content', $this->gate( 'type="customer"' ) );
+		$this->assertFalse( is_wp_error( \KycBridge\Bridge_Client::from_settings()->withdraw_consent( $email ) ) );
+		Kyc_Lookup::forget( $email );
+		$html = $this->gate( 'type="customer"' );
+		$this->assertStringNotContainsString( 'Members content', $html );
+		$this->assertFalse( kycb_is_verified( $id, array( 'type' => 'customer' ) ) );
+		$this->assertStringContainsString( 'Consent withdrawn', $html );
+		$this->assertStringContainsString( 'no longer counts here', $html );
+		$this->assertStringContainsString( 'Verify again</button>', $html, 'consenting and verifying again is offered' );
+		$described = Status::describe_answer(
+			array(
+				'status'            => 'not_started',
+				'consent_withdrawn' => true,
+			)
+		);
+		$this->assertTrue( $described['can_start'] );
+	}
+
 	public function test_logged_out_never_passes() {
 		$this->assertStringNotContainsString( 'Members content', $this->gate( '' ) );
 		$this->assertFalse( kycb_is_verified( 0 ) );

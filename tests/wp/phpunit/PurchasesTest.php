@@ -12,6 +12,7 @@ use KycBridge\Bridge_Client;
 use KycBridge\Purchases;
 
 require_once __DIR__ . '/woocommerce-stub.php';
+require_once __DIR__ . '/fluent-cart-stub.php';
 
 /**
  * Purchases.
@@ -24,6 +25,8 @@ class PurchasesTest extends TestCase {
 
 	protected function setUp(): void {
 		parent::setUp();
+		\FluentCart\App\Models\Order::$stored   = array();  // the stand-in's "database"
+		\FluentCart\App\Models\OrderMeta::$rows = array();
 		$page = get_page_by_path( 'kyc-verify', OBJECT, 'page' );
 		$this->settings(
 			array(
@@ -213,6 +216,116 @@ class PurchasesTest extends TestCase {
 		$this->assertSame( 'processing', $held->get_status() );
 		$this->assertSame( '', $held->get_meta( Purchases::HOLD_META ) );
 		$this->assertStringContainsString( 'Identity verified: released', implode( ' ', $held->notes() ) );
+	}
+
+	/**
+	 * A Fluent Cart order as fluent_cart/order_paid_done passes it (docs/hooks/actions/orders.md:
+	 * an Order model with its customer; see fluent-cart-stub.php for the documented shapes).
+	 *
+	 * @param int    $id       Order id.
+	 * @param string $email    Buyer.
+	 * @param int[]  $products Product ids.
+	 * @param string $status   The order's status after payment.
+	 * @return \FluentCart\App\Models\Order
+	 */
+	private function fluent_cart_order( $id, $email, $products, $status ) {
+		return new \FluentCart\App\Models\Order(
+			array(
+				'id'             => $id,
+				'status'         => $status,
+				'customer_id'    => $id + 1000,
+				'payment_status' => 'paid',
+				'total_amount'   => 10000,
+				'customer'       => new \FluentCart\App\Models\Customer(
+					array(
+						'id'         => $id + 1000,
+						'email'      => $email,
+						'first_name' => 'Fay',
+					)
+				),
+				'order_items'    => array_map(
+					fn( $product ) => new \FluentCart\App\Models\OrderItem(
+						array(
+							'post_id'   => $product,
+							'object_id' => $product * 10,
+							'quantity'  => 1,
+						)
+					),
+					$products
+				),
+			)
+		);
+	}
+
+	/**
+	 * Fire order_paid_done with the documented data: {order, transaction, customer}.
+	 *
+	 * @param \FluentCart\App\Models\Order $order Order.
+	 */
+	private function fluent_cart_paid( $order ) {
+		do_action(
+			'fluent_cart/order_paid_done',
+			array(
+				'order'       => $order,
+				'transaction' => new \FluentCart\App\Models\OrderTransaction(
+					array(
+						'order_id' => $order->id,
+						'status'   => 'succeeded',
+						'total'    => 10000,
+					)
+				),
+				'customer'    => $order->customer,
+			)
+		);
+	}
+
+	public function test_a_held_fluent_cart_order_waits_for_the_verification_and_gets_its_status_back_after_the_approval() {
+		$this->settings( array( 'hold_orders' => 1 ) );
+		$email    = 'fc-held@example.test';
+		$held     = $this->fluent_cart_order( 9101, $email, array( self::INVESTOR_PRODUCT ), 'completed' );
+		$verified = $this->fluent_cart_order( 9102, self::fixtures()['people']['approved_investor']['email'], array( self::INVESTOR_PRODUCT ), 'processing' );
+		$other    = $this->fluent_cart_order( 9103, 'fc-other-held@example.test', array( self::OTHER_PRODUCT ), 'processing' );
+		$this->fluent_cart_paid( $held );
+		$this->fluent_cart_paid( $verified );
+		$this->fluent_cart_paid( $other );
+		$this->fluent_cart_paid( $held );  // fired again (Action Scheduler retries): held once, one link
+		$this->assertSame( 'on-hold', $held->status );
+		$this->assertSame(
+			array(
+				'user_type' => 'investor',
+				'status'    => 'completed',
+			),
+			$held->getMeta( Purchases::HOLD_META )
+		);
+		$this->assertSame( array( 'Awaiting identity verification' ), array_column( $held->logs, 'title' ) );
+		$this->assertSame( 1, $this->links_for( $email ) );
+		$this->assertSame( 'processing', $verified->status, 'a verified buyer is not held' );
+		$this->assertSame( 'processing', $other->status, 'nor an order without a configured product' );
+		$this->assertFalse( $verified->getMeta( Purchases::HOLD_META ) );
+
+		// Array-shaped hook data (as older docs show it): the order model is looked up by id.
+		$array_order = $this->fluent_cart_order( 9104, 'fc-array-held@example.test', array( self::CUSTOMER_PRODUCT ), 'processing' );
+		do_action( 'fluent_cart/order_paid_done', $this->fluent_cart_data( 9104, 'fc-array-held@example.test', array( self::CUSTOMER_PRODUCT ) ) );
+		$this->assertSame( 'on-hold', $array_order->status );
+
+		$this->assertSame( 0, Purchases::release_orders() );  // nobody verified yet
+		$this->assertSame( 'on-hold', $held->status );
+
+		// An admin released 9104 by hand meanwhile: the hourly run leaves it alone.
+		$array_order->updateStatus( 'status', 'completed' );
+		// The bridge now answers "approved as investor": the hourly run gives the order its status back.
+		\KycBridge\Kyc_Lookup::forget( $email );
+		$approved = array(
+			'status'    => 'approved',
+			'user_type' => 'investor',
+			'level'     => 'enhanced',
+		);
+		$this->with_kyc_answer( $email, $approved, fn() => do_action( Purchases::CRON ) );
+		$this->assertSame( 'completed', $held->status );
+		$this->assertFalse( $held->getMeta( Purchases::HOLD_META ) );
+		$this->assertSame( array( 'Awaiting identity verification', 'Identity verified' ), array_column( $held->logs, 'title' ) );
+		$this->assertSame( 'completed', $array_order->status );
+		$this->assertSame( 0, Purchases::release_orders(), 'released once' );
 	}
 
 	public function test_a_new_user_of_a_configured_role_is_sent_to_verify_and_pending_until_verified() {
