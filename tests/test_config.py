@@ -38,8 +38,8 @@ def test_renewals_are_off_by_default_and_read_per_user_type(tmp_path):
     config = config_module.load(str(path))
     assert config.renewals_on and config.user_types["investor"].reverify_after_days == 365
     assert config.renewal.notice_days == (45, 7)
-    from datetime import datetime, timezone
-    assert dict(config.renewal_policy(datetime(2026, 1, 1, tzinfo=timezone.utc)).days) == {"investor": 365}
+    from datetime import datetime
+    assert dict(config.renewal_policy(datetime.fromisoformat("2026-01-01T00:00:00+00:00")).days) == {"investor": 365}
 
 
 def test_template_lookup():
