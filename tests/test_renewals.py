@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 import pytest
 import sqlalchemy as sa
+from conftest import admin_headers, make_settings, new_id, post_event
 
 from bridge import audit
 from bridge import config as config_module
@@ -25,7 +26,6 @@ from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import AuditEntry, Inquiry, Job, RenewalNotice
 from bridge.web import create_app
-from conftest import admin_headers, make_settings, new_id, post_event
 
 T = datetime(2025, 1, 10, 9, 0, tzinfo=timezone.utc)  # the approval
 DAY = timedelta(days=1)
