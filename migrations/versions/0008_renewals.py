@@ -38,7 +38,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_kyc_renewal_notices_contact_id", table_name="kyc_renewal_notices")
-    op.drop_table("kyc_renewal_notices")
+    op.drop_table("kyc_renewal_notices")  # with its index (MariaDB refuses to drop an index its foreign key uses)
     with op.batch_alter_table("kyc_inquiries") as batch:
         batch.drop_column("lapsed_at")
