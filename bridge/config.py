@@ -9,12 +9,13 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from bridge.kyc import retry
+from bridge.kyc import renewal, retry
 from bridge.kyc.states import Status
 
 USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
@@ -41,6 +42,8 @@ class UserType:
     template_id: str
     level: str
     tag: Tag
+    # Days after an approval at which the person must verify again (0: never; bridge/kyc/renewal.py).
+    reverify_after_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,17 @@ class N8nConfig:
         return self.welcome_variants.get(user_type, "standard")
 
 
+@dataclass(frozen=True)
+class RenewalConfig:
+    """The `[renewal]` section: when people whose approval will lapse get a `kyc.renewal_due` event."""
+
+    # Days before the deadline at which one notice each is sent (the smallest window reached wins).
+    notice_days: tuple[int, ...] = (30, 7)
+
+
 # Upkeep tasks `serve` and `worker` can run on a schedule (`[schedule] <task>_every`); each has its
 # own lease row, so adding one is a name here and a function the runtime wires (Runtime.upkeep_tasks).
-UPKEEP_TASKS = ("remind", "retention", "reconcile")
+UPKEEP_TASKS = ("remind", "renew", "retention", "reconcile")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -134,12 +145,22 @@ class Config:
     user_types: Mapping[str, UserType]
     n8n: N8nConfig = field(default_factory=N8nConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    renewal: RenewalConfig = field(default_factory=RenewalConfig)
     # [worker]: jobs one worker process runs at once, and its per-sink circuit breaker
     concurrency: int = 4
     breaker_failures: int = 5
     breaker_probe_seconds: float = 5.0
     # [onboarding.retry]: per final status, whether the person may try again (bridge/kyc/retry.py).
     retry_allowed: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType(dict(retry.DEFAULT)))
+
+    def renewal_policy(self, now: datetime) -> renewal.Policy:
+        """The renewal rule at `now` (bridge/kyc/renewal.py): which approvals have lapsed."""
+        return renewal.Policy(MappingProxyType({name: t.reverify_after_days for name, t in self.user_types.items()
+                                                if t.reverify_after_days > 0}), now)
+
+    @property
+    def renewals_on(self) -> bool:
+        return any(t.reverify_after_days > 0 for t in self.user_types.values())
 
     def user_type_for_template(self, template_id: str | None) -> UserType | None:
         for user_type in self.user_types.values():
@@ -225,7 +246,7 @@ def _tag(reader: _Reader, name: str) -> Tag:
 def parse(document: Mapping[str, Any], source: str) -> Config:
     root = _Reader(source, document)
     known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types", "n8n",
-             "schedule"}
+             "schedule", "renewal"}
     for key in document:
         if key not in known:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
@@ -252,6 +273,7 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
             raise status_table.error(name, "is not a KYC status") from None
         status_tags[status] = _tag(status_table, name)
 
+    renewal_config = _renewal(root.sub("renewal"))
     types_table = root.sub("user_types")
     user_types: dict[str, UserType] = {}
     for name in types_table.table:
@@ -264,7 +286,13 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         level = entry.get("level", str)
         if level not in LEVELS:
             raise entry.error("level", f"must be one of {', '.join(LEVELS)}")
-        user_types[name] = UserType(name, template_id, level, _tag(entry, "tag"))
+        reverify = entry.get("reverify_after_days", int, 0)
+        if reverify < 0:
+            raise entry.error("reverify_after_days", "must be 0 (no renewals) or a number of days")
+        if 0 < reverify <= max(renewal_config.notice_days, default=0):
+            raise entry.error("reverify_after_days", f"must be greater than the largest renewal notice window "
+                                                     f"([renewal] notice_days: {max(renewal_config.notice_days)} days)")
+        user_types[name] = UserType(name, template_id, level, _tag(entry, "tag"), reverify)
     missing = [t for t in USER_TYPES if t not in user_types]
     if missing:
         raise types_table.error(missing[0], "is missing (every user type needs a template)")
@@ -317,7 +345,21 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         breaker_failures=worker.positive("breaker_failures", int, 5),
         breaker_probe_seconds=float(worker.positive("breaker_probe_seconds", (int, float), 5.0)),
         retry_allowed=_retry(onboarding.sub("retry")),
+        renewal=renewal_config,
     )
+
+
+def _renewal(table: _Reader) -> RenewalConfig:
+    known = {"notice_days"}
+    for key in table.table:
+        if key not in known:
+            raise table.error(key, f"unknown key (expected one of {', '.join(sorted(known))})")
+    days = table.get("notice_days", list, list(RenewalConfig().notice_days))
+    if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in days):
+        raise table.error("notice_days", "must be a list of whole days greater than 0 ([] = no notices)")
+    if len(set(days)) != len(days):
+        raise table.error("notice_days", "lists a day twice")
+    return RenewalConfig(notice_days=tuple(sorted(days, reverse=True)))
 
 
 def _retry(table: _Reader) -> Mapping[str, bool]:

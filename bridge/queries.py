@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bridge.consent.onboarding import kyc_status
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
+from bridge.kyc import renewal
 from bridge.kyc.states import status_of_event
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
@@ -286,8 +287,9 @@ def _job_json(job: Job) -> dict[str, object]:
             "updated_at": iso_utc(job.updated_at)}
 
 
-def contact_detail(session: Session, email: str, *, now: datetime) -> dict[str, object] | None:
-    """A person's KYC standing, consents, inquiries with their status history, and the CRM sync and
+def contact_detail(session: Session, email: str, *, now: datetime,
+                   lapse: renewal.Policy | None = None) -> dict[str, object] | None:
+    """A person's KYC standing (approvals past their renewal deadline under `lapse` are expired), consents, inquiries with their status history, and the CRM sync and
     n8n jobs about them with their errors; None for an unknown email."""
     contact = contact_by_email(session, email)
     if contact is None:
@@ -308,7 +310,7 @@ def contact_detail(session: Session, email: str, *, now: datetime) -> dict[str, 
     return {
         "email": contact.email, "first_name": contact.first_name, "wp_user_id": contact.wp_user_id,
         "created_at": iso_utc(contact.created_at), "consent_withdrawn_at": iso_utc(contact.consent_withdrawn_at),
-        "kyc": kyc_status(session, email).as_json(),
+        "kyc": kyc_status(session, email, lapse=lapse).as_json(),
         "consents": [{"user_type": c.user_type, "text_version": c.text_version, "source": c.source,
                       "created_at": iso_utc(c.created_at), "withdrawn_at": iso_utc(c.withdrawn_at)}
                      for c in consents],
@@ -318,10 +320,11 @@ def contact_detail(session: Session, email: str, *, now: datetime) -> dict[str, 
     }
 
 
-def contact_view(session: Session, email: str, *, now: datetime) -> dict[str, object] | None:
+def contact_view(session: Session, email: str, *, now: datetime,
+                 lapse: renewal.Policy | None = None) -> dict[str, object] | None:
     """`kyc-bridge contact EMAIL`: the admin's detail view (`contact_detail`) and the audit entries
     about the person, their inquiries and their jobs, oldest first. None when the email is unknown."""
-    detail = contact_detail(session, email, now=now)
+    detail = contact_detail(session, email, now=now, lapse=lapse)
     contact = contact_by_email(session, email)
     if detail is None or contact is None:
         return None

@@ -38,7 +38,7 @@ SERVER_URLS = {
     "postgres": os.environ.get("KYC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
 }
 BACKENDS = ("sqlite", "mariadb", "postgres")
-TABLES = ("kyc_leases", "kyc_audit_log", "kyc_contact_leases", "kyc_jobs", "kyc_events", "kyc_reminders", "kyc_links", "kyc_sessions",
+TABLES = ("kyc_leases", "kyc_audit_log", "kyc_contact_leases", "kyc_jobs", "kyc_events", "kyc_reminders", "kyc_renewal_notices", "kyc_links", "kyc_sessions",
           "kyc_consents", "kyc_inquiries", "kyc_contacts")
 WEBHOOK_SECRET = "wbhsec_test_" + "a" * 24
 ADMIN_TOKEN = "test-admin-token"

@@ -25,6 +25,23 @@ def test_bundled_default_has_all_six_user_types_and_every_status_tag():
     assert config.max_body_bytes == 1024 * 1024
 
 
+def test_renewals_are_off_by_default_and_read_per_user_type(tmp_path):
+    config = config_module.load(None)
+    assert not config.renewals_on and config.renewal.notice_days == (30, 7)
+    assert all(t.reverify_after_days == 0 for t in config.user_types.values())
+    assert config.schedule.interval("renew") == 3600
+    document = bundled_document()
+    document["user_types"]["investor"]["reverify_after_days"] = 365
+    document["renewal"]["notice_days"] = [7, 45]
+    path = tmp_path / "bridge.toml"
+    path.write_text(_dump(document))
+    config = config_module.load(str(path))
+    assert config.renewals_on and config.user_types["investor"].reverify_after_days == 365
+    assert config.renewal.notice_days == (45, 7)
+    from datetime import datetime
+    assert dict(config.renewal_policy(datetime.fromisoformat("2026-01-01T00:00:00+00:00")).days) == {"investor": 365}
+
+
 def test_template_lookup():
     config = config_module.load(None)
     investor = config.user_types["investor"]
@@ -47,6 +64,13 @@ def test_template_lookup():
     (lambda d: d["bridge"].__setitem__("allowed_redirect_origins", ["shop.example"]), "bridge.allowed_redirect_origins[0]", "must be an origin"),
     (lambda d: d["bridge"].__setitem__("public_url", "kyc.example"), "bridge.public_url", "http:// or https://"),
     (lambda d: d["consent"].__setitem__("gdpr_processing", " "), "consent.gdpr_processing", "must not be empty"),
+    (lambda d: d["user_types"]["investor"].__setitem__("reverify_after_days", -1), "user_types.investor.reverify_after_days", "must be 0"),
+    (lambda d: d["user_types"]["investor"].__setitem__("reverify_after_days", "1y"), "user_types.investor.reverify_after_days", "must be int"),
+    (lambda d: d["user_types"]["investor"].__setitem__("reverify_after_days", 30), "user_types.investor.reverify_after_days", "greater than the largest renewal notice window"),
+    (lambda d: d["renewal"].__setitem__("notice_days", [30, 0]), "renewal.notice_days", "whole days greater than 0"),
+    (lambda d: d["renewal"].__setitem__("notice_days", [7, 7]), "renewal.notice_days", "lists a day twice"),
+    (lambda d: d["renewal"].__setitem__("notice_day", [7]), "renewal.notice_day", "unknown key"),
+    (lambda d: d["schedule"].__setitem__("renew_every", "soon"), "schedule.renew_every", "not a duration"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path, mutate, key, problem):
     document = bundled_document()

@@ -139,7 +139,7 @@ def test_a_claimed_sync_waits_for_the_intake_transaction_that_counted_on_it(runt
         intake.execute(sa.select(inquiries.c.id).where(inquiries.c.inquiry_id == "inq_race").with_for_update())
         intake.execute(sa.update(inquiries).where(inquiries.c.inquiry_id == "inq_race").values(status="approved"))
         reader = threading.Thread(target=lambda: read.update(target=crm_sync.target(runtime.sessions, config,
-                                                                                    "inq_race")))
+                                                                                    "inq_race", now=T0)))
         reader.start()
         reader.join(1.0)
         assert reader.is_alive(), "the sync read the inquiry before the open intake transaction committed"

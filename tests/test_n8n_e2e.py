@@ -17,16 +17,17 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from string import Template
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from bridge.outbox import notify, remind
+from bridge.outbox import notify, remind, renew
 from bridge.consent import onboarding
 from bridge.config import load as load_config
 from bridge.persona import samples
@@ -86,7 +87,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("e2e")
     database = f"sqlite:///{folder / 'bridge.db'}"
     migrate.upgrade(database)
-    config = load_config(None)
+    bundled = load_config(None)  # investors re-verify yearly (renewals); nothing else changes
+    config = replace(bundled, user_types=MappingProxyType({**bundled.user_types, "investor": replace(
+        bundled.user_types["investor"], reverify_after_days=365)}))
     smtp = SmtpSink()
     n8n = N8nInstance(install, folder / "n8n")
     runtime: Runtime | None = None
@@ -232,6 +235,45 @@ def test_stalled_verification_gets_a_reminder_with_a_resume_link(stack):
     assert remind.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc)).queued == 0
     assert stack.drain() == []
     no_mail(stack)
+
+
+def approved_days_ago(stack: Stack, days: int, email: str) -> str:
+    inquiry_id = new_id("inq")
+    body = samples.inquiry_event(event_id=new_id("evt"), inquiry_id=inquiry_id, status="approved",
+                                 created_at=datetime.now(timezone.utc) - timedelta(days=days), email=email,
+                                 first_name="Rea", template_id=stack.runtime.config.user_types["investor"].template_id)
+    assert post_event(stack.client, body).status_code == 200
+    stack.drain()  # the welcome email of the old approval
+    one_mail(stack)
+    return inquiry_id
+
+
+def test_renewal_due_and_the_lapse_email_the_person_a_fresh_link(stack):
+    """Investors re-verify after 365 days: 25 days before, the renewal email; at the deadline, the
+    lapse email (the approval's kyc.expired); each with a link that starts a new verification."""
+    email = f"{new_id('r')}@example.com"
+    approved_days_ago(stack, 340, email)
+    report = renew.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc))
+    assert (report.notices, report.lapsed) == (1, 0)
+    [outcome] = stack.drain()
+    assert outcome.outcome == "done", outcome
+    mail, body = one_mail(stack)
+    assert (mail["To"], mail["Subject"]) == (email, "Please renew your identity verification (25 days left)")
+    assert body.startswith("Hi Rea,") and "25 days left" in body
+    link_in(body, stack, email, "investor")
+    assert renew.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc)).notices == 0
+    assert stack.drain() == []
+    no_mail(stack)
+
+    lapsed = f"{new_id('x')}@example.com"
+    approved_days_ago(stack, 366, lapsed)
+    assert renew.run(stack.runtime.sessions, stack.runtime.config, now=datetime.now(timezone.utc)).lapsed == 1
+    [outcome] = stack.drain()
+    assert outcome.outcome == "done", outcome
+    mail, body = one_mail(stack)
+    assert (mail["To"], mail["Subject"]) == (lapsed, "Your identity verification has lapsed: please verify again")
+    assert "has lapsed" in body
+    link_in(body, stack, lapsed, "investor")
 
 
 def test_link_requested_event_emails_the_link(stack):

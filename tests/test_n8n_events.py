@@ -65,7 +65,9 @@ def test_every_type_builds_a_schema_valid_event(type_):
     review = events_out.review_due_at(T0, type_, 24)
     inquiry_id = None if type_ in (events_out.LINK_REQUESTED,) else "inq_1"
     match = ("watchlist", "rep_1") if type_ == events_out.MONITORING_MATCH else None
+    renewal = (T0 + timedelta(days=30), 30) if type_ == events_out.RENEWAL_DUE else None
     event = events_out.build(facts(type=type_, review_due_at=review, inquiry_id=inquiry_id, monitoring=match,
+                                   renewal=renewal,
                                    verify_url="http://127.0.0.1:8000/verify/abc" if type_ in events_out.WITH_VERIFY_LINK
                                    else None))
     assert_valid(event)
@@ -73,6 +75,21 @@ def test_every_type_builds_a_schema_valid_event(type_):
     assert (event["review_due_at"] == "2025-06-02T12:00:00.000Z") == (
         type_ in ("kyc.needs_review", "kyc.monitoring_match"))
     assert ("monitoring" in event) == (type_ == "kyc.monitoring_match")
+    assert ("renewal" in event) == (type_ == "kyc.renewal_due")
+
+
+def test_the_schema_wants_the_deadline_on_a_renewal_and_allows_it_only_on_a_lapse():
+    due = (T0 + timedelta(days=7), 7)
+    notice = events_out.build(facts(type=events_out.RENEWAL_DUE, renewal=due))
+    assert_valid(notice)
+    assert notice["renewal"] == {"due_at": "2025-06-08T12:00:00.000Z", "days_left": 7}
+    assert_valid(events_out.build(facts(type=events_out.EXPIRED, status="expired", renewal=(T0, 0))))
+    without = events_out.build(facts(type=events_out.RENEWAL_DUE))
+    stray = events_out.build(facts(renewal=due))  # an approval's welcome carries no deadline
+    no_inquiry = events_out.build(facts(type=events_out.RENEWAL_DUE, renewal=due, inquiry_id=None))
+    assert list(VALIDATOR.iter_errors(without)) and list(VALIDATOR.iter_errors(stray))
+    assert list(VALIDATOR.iter_errors(no_inquiry))
+    assert events_out.renewal_event_id("inq_1", T0, 30) != events_out.renewal_event_id("inq_1", T0, 7)
 
 
 def test_the_schema_wants_the_report_on_a_monitoring_match_and_nowhere_else():

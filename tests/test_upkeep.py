@@ -1,4 +1,4 @@
-"""Upkeep without cron: `serve` and `worker` run `remind` and `retention purge` on the `[schedule]`
+"""Upkeep without cron: `serve` and `worker` run `remind`, `renew` and `retention purge` on the `[schedule]`
 of the config, once per interval across all processes (a lease row in the store)."""
 
 import os
@@ -85,7 +85,7 @@ def _parse(section):
 
 
 def test_schedule_settings_parse_durations_and_zero_or_unset_is_off():
-    assert dict(config_module.load(None).schedule.every_seconds) == {"remind": 3600, "retention": 86400}
+    assert dict(config_module.load(None).schedule.every_seconds) == {"remind": 3600, "renew": 3600, "retention": 86400}
     parsed = _parse({"remind_every": "90s", "retention_every": "0", "lease_ttl": "2m"})
     assert dict(parsed.every_seconds) == {"remind": 90} and parsed.lease_ttl_seconds == 120
     assert dict(_parse({}).every_seconds) == {}
@@ -307,12 +307,13 @@ def test_remind_without_n8n_is_recorded_as_skipped(runtime):
     import json
 
     upkeep = Upkeep(runtime)
-    assert [(r.task, r.outcome) for r in upkeep.tick()] == [("remind", "done"), ("retention", "done")]
+    assert [(r.task, r.outcome) for r in upkeep.tick()] == [("remind", "done"), ("renew", "done"), ("retention", "done")]
     with runtime.sessions() as session:
         details = dict(session.execute(sa.select(AuditEntry.subject, AuditEntry.detail)
                                        .where(AuditEntry.action == "upkeep.ran")).all())
     assert json.loads(details["upkeep:remind"])["outcome"] == "skipped"
     assert json.loads(details["upkeep:retention"])["outcome"] == "done"
+    assert json.loads(details["upkeep:renew"])["outcome"] == "skipped"  # no user type has renewals
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -333,5 +334,6 @@ def test_worker_once_runs_the_upkeep_that_is_due(runtime, monkeypatch):
     assert result.exit_code == 0, result.output
     assert runs(runtime, "remind") == 1 and runs(runtime, "retention") == 1
     assert "upkeep retention: done" in result.output
+    first = runs(runtime)
     again = CliRunner().invoke(main, ["worker", "--once"])  # not due again within the hour
-    assert again.exit_code == 0 and runs(runtime) == 2
+    assert again.exit_code == 0 and runs(runtime) == first

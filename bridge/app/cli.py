@@ -326,21 +326,29 @@ def erase(email: str) -> None:
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only say how many reminders are due; record and queue nothing.")
 def remind(dry_run: bool) -> None:
-    """Queue `kyc.stalled` reminders for verifications that stalled (safe to run from cron: each
-    window at most once per person)."""
+    """Queue `kyc.stalled` reminders for verifications that stalled, and the renewal pass: notices
+    before an approval lapses, the lapse at its deadline (safe to run from cron: each window at
+    most once per person)."""
     from bridge.outbox import remind as remind_module
+    from bridge.outbox import renew
 
     runtime = load_runtime()
+    now = runtime.clock()
     windows = ", ".join(f"{h} h" for h in runtime.config.n8n.stalled_reminder_hours) or "none"
     if not runtime.settings.n8n_enabled and not dry_run:
         click.echo("n8n events: off (N8N_WEBHOOK_URL unset): no reminders recorded, so none is lost; "
                    "use --dry-run to see who would be reminded")
-        return
-    report = remind_module.run(runtime.sessions, runtime.config, now=runtime.clock(), dry_run=dry_run,
-                               progress=lambda total: progress("queueing reminders", total))
-    verb = "due (dry run, nothing queued)" if dry_run else "queued"
-    click.echo(f"{report.queued} reminder(s) {verb}; {report.already_sent} already sent for their window; "
-               f"{report.stalled} stalled verification(s) seen (windows: {windows})")
+    else:
+        report = remind_module.run(runtime.sessions, runtime.config, now=now, dry_run=dry_run,
+                                   progress=lambda total: progress("queueing reminders", total))
+        verb = "due (dry run, nothing queued)" if dry_run else "queued"
+        click.echo(f"{report.queued} reminder(s) {verb}; {report.already_sent} already sent for their window; "
+                   f"{report.stalled} stalled verification(s) seen (windows: {windows})")
+    if runtime.config.renewals_on:  # lapses are recorded without n8n too: status, audit and tags need none
+        renewed = renew.run(runtime.sessions, runtime.config, now=now, notices=runtime.settings.n8n_enabled,
+                            dry_run=dry_run)
+        click.echo(("renewals (dry run, nothing recorded): " if dry_run else "renewals: ")
+                   + renew.summary(renewed, notices=runtime.settings.n8n_enabled))
 
 
 def _email_argument(email: str) -> str:
@@ -359,8 +367,9 @@ def contact(email: str, as_json: bool) -> None:
     """Show a person: KYC status, inquiries, consents, jobs and audit history."""
     from bridge import queries
 
+    now = datetime.now(timezone.utc)
     with transaction(load_store()) as session:
-        view = queries.contact_view(session, _email_argument(email), now=datetime.now(timezone.utc))
+        view = queries.contact_view(session, _email_argument(email), now=now, lapse=load_config().renewal_policy(now))
     if view is None:
         raise click.ClickException("no data held for this email")
     if as_json:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
 from bridge.consent import privacy
-from bridge.kyc import emails, link_tokens, monitoring, retry, standing, text
+from bridge.kyc import emails, link_tokens, renewal, retry, standing, text
 from bridge.config import CONSENT_BOXES, Config
 from bridge.persona import hosted
 from bridge.kyc.states import Status
@@ -420,27 +420,30 @@ class KycAnswer:
     monitoring: dict[str, str | None] | None = None  # the match holding an approval in review
     consent_withdrawn: bool = False  # the KYC decision stays on record; no effects follow
     may_retry: bool | None = None  # bridge/kyc/retry.py, when the caller passed the rule
+    reverify_by: datetime | None = None  # the approval's renewal deadline (bridge/kyc/renewal.py), if any
+    lapsed: bool = False  # `expired` because the approval passed that deadline (a renewal is due)
 
     def as_json(self) -> dict[str, Any]:
         answer = {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
                   "decided_at": iso_utc(self.decided_at), "monitoring": self.monitoring,
-                  "consent_withdrawn": self.consent_withdrawn}
+                  "consent_withdrawn": self.consent_withdrawn, "reverify_by": iso_utc(self.reverify_by)}
         if self.may_retry is not None:
             answer["may_retry"] = self.may_retry
         return answer
 
 
 def kyc_status(session: Session, email: str, user_type: str | None = None,
-               retry_allowed: Mapping[str, bool] | None = None) -> KycAnswer:
+               retry_allowed: Mapping[str, bool] | None = None, lapse: renewal.Policy | None = None) -> KycAnswer:
     """The person's standing for gating (the rule is bridge.kyc.standing's: an approval wins, unless
-    a monitoring match holds one in review, then `needs_review` naming the match); `not_started`
-    when there is no inquiry, or none speaks since a consent withdrawal. With the retry rule, also
-    `may_retry`."""
-    return kyc_statuses(session, [email], user_type, retry_allowed)[email]
+    a monitoring match holds one in review, then `needs_review` naming the match, or it is past its
+    renewal deadline under `lapse`, then `expired`); `not_started` when there is no inquiry, or none
+    speaks since a consent withdrawal. With the retry rule, also `may_retry`."""
+    return kyc_statuses(session, [email], user_type, retry_allowed, lapse)[email]
 
 
 def kyc_statuses(session: Session, addresses: list[str], user_type: str | None = None,
-                 retry_allowed: Mapping[str, bool] | None = None) -> dict[str, KycAnswer]:
+                 retry_allowed: Mapping[str, bool] | None = None,
+                 lapse: renewal.Policy | None = None) -> dict[str, KycAnswer]:
     """`kyc_status` of several normalised emails, in two queries."""
     contacts = {row.id: row for row in session.execute(
         select(Contact.id, Contact.email, Contact.consent_withdrawn_at, Contact.standing_since)
@@ -457,20 +460,22 @@ def kyc_statuses(session: Session, addresses: list[str], user_type: str | None =
     for email in addresses:
         row = by_email.get(email)
         withdrawn = bool(row and row.consent_withdrawn_at)
-        answer = _standing(email, found.get(row.id, []) if row else [], user_type,
+        answer = _standing(email, found.get(row.id, []) if row else [], user_type, lapse,
                            withdrawn=withdrawn, since=row.standing_since if row else None)
         answers[email] = replace(
             answer, consent_withdrawn=withdrawn,
-            may_retry=None if retry_allowed is None else retry.may_retry(answer.status, retry_allowed))
+            may_retry=None if retry_allowed is None else retry.may_retry(answer.status, retry_allowed,
+                                                                          lapsed=answer.lapsed))
     return answers
 
 
-def _standing(email: str, inquiries: list[Inquiry], user_type: str | None, *, withdrawn: bool,
-              since: datetime | None) -> KycAnswer:
-    best = standing.speaking_inquiry(inquiries, withdrawn=withdrawn, since=since)
+def _standing(email: str, inquiries: list[Inquiry], user_type: str | None, lapse: renewal.Policy | None,
+              *, withdrawn: bool, since: datetime | None) -> KycAnswer:
+    best = standing.speaking_inquiry(inquiries, lapse, withdrawn=withdrawn, since=since)
     if best is None:
         return KycAnswer(email, Status.NOT_STARTED.value, user_type, None, None)
-    held = monitoring.holds_in_review(best)
-    return KycAnswer(email, monitoring.status_shown(best), best.user_type, best.level, best.decided_at,
+    held = standing.in_monitoring_review(best, lapse)
+    return KycAnswer(email, standing.status_shown(best, lapse), best.user_type, best.level, best.decided_at,
                      {"kind": best.monitoring_kind, "report_id": best.monitoring_report_id,
-                      "since": iso_utc(best.monitoring_since)} if held else None)
+                      "since": iso_utc(best.monitoring_since)} if held else None,
+                     reverify_by=lapse.deadline(best) if lapse else None, lapsed=renewal.is_lapsed(best, lapse))

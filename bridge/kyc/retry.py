@@ -13,9 +13,10 @@ DEFAULT = {"declined": False, "failed": True, "expired": True}
 OPEN = ("not_started", "created", "pending")
 
 
-def may_retry(status: str, allowed: Mapping[str, bool]) -> bool:
+def may_retry(status: str, allowed: Mapping[str, bool], *, lapsed: bool = False) -> bool:
     """True when a new (or continued) verification may start after `status`. Submitted cases wait
-    for their decision and an approval needs nothing more: both False."""
-    if status in OPEN:
+    for their decision and an approval needs nothing more: both False. An approval past its renewal
+    deadline (`lapsed`, shown `expired`) always may: verifying again is what it asks for."""
+    if status in OPEN or lapsed:
         return True
     return bool(allowed.get(status, False)) if status in CONFIGURABLE else False

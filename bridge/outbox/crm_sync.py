@@ -8,11 +8,12 @@ after a consent withdrawal it removes them. The HTTP calls are the worker's (bri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.kyc import monitoring, standing, tags
+from bridge.kyc import standing, tags
 from bridge.config import Config
 from bridge.kyc.states import Status
 from bridge.store.engine import transaction
@@ -29,7 +30,7 @@ class Target:
     remove_only: bool = False  # a withdrawal: take tags away, never create the contact for it
 
 
-def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
+def _target(session: Session, config: Config, inquiry_id: str, now: datetime) -> Target | str:
     # FOR SHARE: an intake transaction that saw this job still waiting (and so queued no new one)
     # may not have committed yet; wait for it, so the sync carries the state it decided.
     inquiry = session.query(Inquiry).filter_by(inquiry_id=inquiry_id).with_for_update(read=True).one_or_none()
@@ -45,23 +46,25 @@ def _target(session: Session, config: Config, inquiry_id: str) -> Target | str:
         return Target(contact.email, contact.first_name, plan, remove_only=True)
     # The status tag is the person's, by the rule GET /api/v1/contacts/<email>/kyc answers with: a
     # new inquiry after an approval must not take the approval's tag away.
+    lapse = config.renewal_policy(now)
     speaking = standing.speaking_inquiry(session.scalars(select(Inquiry).where(
-        Inquiry.contact_id == contact.id)).all(), since=contact.standing_since)
+        Inquiry.contact_id == contact.id)).all(), lapse, since=contact.standing_since)
     if speaking is None:
         # Only inquiries from before a new consent after a withdrawal: no standing, no KYC tags.
         plan = tags.withdrawn(config.status_tags, config.user_types.get(inquiry.user_type),
                               (config.manual_review_tag, config.monitoring_tag))
         return Target(contact.email, contact.first_name, plan, remove_only=True)
-    plan = tags.plan(config.status_tags, Status(monitoring.status_shown(speaking)),
+    plan = tags.plan(config.status_tags, Status(standing.status_shown(speaking, lapse)),
                      config.user_types.get(inquiry.user_type), monitoring_tag=config.monitoring_tag,
-                     monitoring_match=monitoring.holds_in_review(speaking))
+                     monitoring_match=standing.in_monitoring_review(speaking, lapse))
     return Target(contact.email, contact.first_name, plan)
 
 
-def target(sessions: sessionmaker[Session], config: Config, inquiry_id: str) -> Target | str:
-    """What to sync for an inquiry, or why there is nothing to sync (ids only, no personal data)."""
+def target(sessions: sessionmaker[Session], config: Config, inquiry_id: str, *, now: datetime) -> Target | str:
+    """What to sync for an inquiry at `now` (an approval past its renewal deadline is expired), or why
+    there is nothing to sync (ids only, no personal data)."""
     with transaction(sessions) as session:
-        return _target(session, config, inquiry_id)
+        return _target(session, config, inquiry_id, now)
 
 
 def manual_review_target(sessions: sessionmaker[Session], config: Config, contact_id: int) -> Target | str:

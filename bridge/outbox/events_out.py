@@ -3,7 +3,8 @@
 The contract is n8n-flows/event.schema.json, documented in n8n-flows/README.md. An event carries
 ids, the status, the user type, the person's email and first name, and links; never document,
 selfie or Persona payload data. Its id is stable per (inquiry, status) — per reminder window for
-`kyc.stalled`, per link for `kyc.link_requested` — so a flow can drop repeats.
+`kyc.stalled`, per notice window for `kyc.renewal_due`, per link for `kyc.link_requested` — so a
+flow can drop repeats.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ ID_PREFIX = "kev_"
 APPROVED, DECLINED, FAILED = "kyc.approved", "kyc.declined", "kyc.failed"
 NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED = "kyc.needs_review", "kyc.expired", "kyc.stalled", "kyc.link_requested"
 MONITORING_MATCH = "kyc.monitoring_match"  # for compliance only: never an email to the person
-TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH)
+RENEWAL_DUE = "kyc.renewal_due"  # an approval lapses soon: verify again (bridge/outbox/renew.py)
+TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH, RENEWAL_DUE)
 
 # Status changes that become events; the others (created, pending, completed) send nothing.
 TYPE_FOR_STATUS = {
@@ -32,7 +34,7 @@ TYPE_FOR_STATUS = {
     Status.EXPIRED: EXPIRED,
 }
 # Events whose email needs a fresh signed verification link (retry, resume, first start).
-WITH_VERIFY_LINK = frozenset({DECLINED, FAILED, EXPIRED, STALLED, LINK_REQUESTED})
+WITH_VERIFY_LINK = frozenset({DECLINED, FAILED, EXPIRED, STALLED, LINK_REQUESTED, RENEWAL_DUE})
 # Events that still matter without the person's email (they go to the compliance address).
 WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH})
 
@@ -67,6 +69,11 @@ def monitoring_event_id(inquiry_id: str, report_id: str) -> str:
     return _stable_id("monitoring", inquiry_id, report_id)
 
 
+def renewal_event_id(inquiry_id: str, deadline_at: datetime, window_days: int) -> str:
+    """One event per (approval, deadline, notice window)."""
+    return _stable_id("renewal", inquiry_id, iso(deadline_at), str(window_days))
+
+
 def link_event_id(link_key: str) -> str:
     return _stable_id("link", link_key)
 
@@ -93,6 +100,8 @@ class EventFacts:
     dashboard_url: str | None
     review_due_at: datetime | None = None
     monitoring: tuple[str, str] | None = None  # (report kind, report id) of a kyc.monitoring_match
+    # (deadline, whole days left) of a kyc.renewal_due, and of the kyc.expired of a lapsed approval
+    renewal: tuple[datetime, int] | None = None
 
 
 def build(facts: EventFacts) -> dict[str, Any]:
@@ -113,6 +122,8 @@ def build(facts: EventFacts) -> dict[str, Any]:
     }
     if facts.monitoring is not None:
         event["monitoring"] = {"kind": facts.monitoring[0], "report_id": facts.monitoring[1]}
+    if facts.renewal is not None:
+        event["renewal"] = {"due_at": iso(facts.renewal[0]), "days_left": facts.renewal[1]}
     return event
 
 

@@ -16,15 +16,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.outbox import events_out, remind
+from bridge.outbox import events_out, remind, renew
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import monitoring, retry
+from bridge.kyc import monitoring, renewal, retry
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
-from bridge.store.models import Contact, Inquiry, Reminder
+from bridge.store.models import Contact, Inquiry, Reminder, RenewalNotice
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -72,8 +72,9 @@ def prepare(sessions: sessionmaker[Session], config: Config, payload: dict[str, 
     if isinstance(facts, str):
         return facts
     # The retry rule decides whether a "KYC issue" email carries a retry link; a link an admin
-    # asked to resend always goes out.
-    allowed = facts.type == events_out.LINK_REQUESTED or retry.may_retry(facts.status, config.retry_allowed)
+    # asked to resend, and the link of a renewal (due or lapsed), always go out.
+    allowed = facts.type == events_out.LINK_REQUESTED or retry.may_retry(
+        facts.status, config.retry_allowed, lapsed=facts.renewal is not None)
     if issue_links and allowed and facts.type in events_out.WITH_VERIFY_LINK and facts.email \
             and facts.user_type in config.user_types:
         link = onboarding.issue_link(sessions, config, secret_key=secret_key, email=facts.email,
@@ -88,7 +89,11 @@ def _gather(session: Session, config: Config, payload: dict[str, Any], now: date
     if type_ == events_out.STALLED:
         return _stalled(session, config, int(payload["reminder_id"]), now)
     if type_ == events_out.LINK_REQUESTED:
-        return _link_requested(session, config, payload)
+        return _link_requested(session, config, payload, now)
+    if type_ == events_out.RENEWAL_DUE:
+        return _renewal_due(session, config, int(payload["notice_id"]), now)
+    if type_ == events_out.EXPIRED and payload.get("lapsed"):
+        return _lapsed(session, config, payload, now)
     if type_ == events_out.MONITORING_MATCH:
         return _monitoring_match(session, config, payload)
     if type_ in events_out.TYPE_FOR_STATUS.values():
@@ -179,7 +184,8 @@ def _stalled(session: Session, config: Config, reminder_id: int, now: datetime) 
     )
 
 
-def _link_requested(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+def _link_requested(session: Session, config: Config, payload: dict[str, Any],
+                    now: datetime) -> events_out.EventFacts | str:
     contact = session.get(Contact, int(payload["contact_id"]))
     if contact is None:
         return f"{SKIPPED_PREFIX}: contact no longer stored"
@@ -187,7 +193,7 @@ def _link_requested(session: Session, config: Config, payload: dict[str, Any]) -
     if isinstance(person, str):
         return person
     user_type = payload["user_type"]
-    standing = onboarding.kyc_status(session, person[0] or "", user_type)
+    standing = onboarding.kyc_status(session, person[0] or "", user_type, lapse=config.renewal_policy(now))
     configured = config.user_types.get(user_type)
     return events_out.EventFacts(
         event_id=events_out.link_event_id(payload["key"]), type=events_out.LINK_REQUESTED,
@@ -195,4 +201,46 @@ def _link_requested(session: Session, config: Config, payload: dict[str, Any]) -
         status=standing.status, user_type=user_type,
         level=standing.level or (configured.level if configured else None),
         welcome_variant=config.n8n.welcome_variant(user_type), verify_url=None, dashboard_url=None,
+    )
+
+
+def _renewal_due(session: Session, config: Config, notice_id: int, now: datetime) -> events_out.EventFacts | str:
+    """A notice before an approval's deadline; not sent once renewed, lapsed or the policy changed."""
+    notice = session.get(RenewalNotice, notice_id)
+    if notice is None:
+        return f"{SKIPPED_PREFIX}: renewal notice no longer stored"
+    person = _person(session.get(Contact, notice.contact_id), events_out.RENEWAL_DUE, "contact")
+    if isinstance(person, str):
+        return person
+    if renewal.lapsed_at(notice.deadline_at, now) or not renew.still_due(
+            session, config, notice.inquiry_id, notice.deadline_at, now):
+        return f"{SKIPPED_PREFIX}: superseded (renewed, lapsed or the renewal policy changed since the notice)"
+    inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == notice.inquiry_id)).one()
+    return events_out.EventFacts(
+        event_id=events_out.renewal_event_id(notice.inquiry_id, notice.deadline_at, notice.window_days),
+        type=events_out.RENEWAL_DUE, occurred_at=notice.created_at, email=person[0], first_name=person[1],
+        inquiry_id=notice.inquiry_id, status=Status.APPROVED.value, user_type=inquiry.user_type, level=inquiry.level,
+        welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, notice.inquiry_id),
+        renewal=(notice.deadline_at, renewal.days_left(notice.deadline_at, notice.created_at)),
+    )
+
+
+def _lapsed(session: Session, config: Config, payload: dict[str, Any], now: datetime) -> events_out.EventFacts | str:
+    """The `kyc.expired` event of an approval that passed its renewal deadline (bridge/outbox/renew.py)."""
+    inquiry_id = payload["inquiry_id"]
+    deadline_at = _parse_time(payload["occurred_at"])
+    if not renew.still_due(session, config, inquiry_id, deadline_at, now):
+        return f"{SKIPPED_PREFIX}: superseded (renewed, or the renewal policy changed since the lapse)"
+    inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one()
+    person = _person(session.get(Contact, inquiry.contact_id), events_out.EXPIRED, "inquiry")
+    if isinstance(person, str):
+        return person
+    return events_out.EventFacts(
+        event_id=events_out.status_event_id(inquiry_id, Status.EXPIRED.value), type=events_out.EXPIRED,
+        occurred_at=deadline_at, email=person[0], first_name=person[1], inquiry_id=inquiry_id,
+        status=Status.EXPIRED.value, user_type=inquiry.user_type, level=inquiry.level,
+        welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
+        renewal=(deadline_at, 0),
     )

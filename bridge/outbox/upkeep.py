@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from bridge import audit
 from bridge.config import Config
 from bridge.consent import privacy
-from bridge.outbox import remind, schedule
+from bridge.outbox import remind, renew, schedule
 from bridge.store import leases
 from bridge.store.engine import StoreUnavailable, transaction
 
@@ -48,6 +48,15 @@ def run_remind(runtime: Runtime, now: datetime) -> TaskResult:
     return TaskResult(report.queued, f"{report.queued} reminder(s) queued; {report.already_sent} already sent")
 
 
+def run_renew(runtime: Runtime, now: datetime) -> TaskResult:
+    """Renewal notices (only with n8n on: nothing recorded that could not be sent) and lapses
+    (always: the status, the audit entry and the FluentCRM tag do not need n8n)."""
+    if not runtime.config.renewals_on:
+        return TaskResult(0, "skipped: no user type has reverify_after_days", outcome="skipped")
+    report = renew.run(runtime.sessions, runtime.config, now=now, notices=runtime.settings.n8n_enabled)
+    return TaskResult(report.notices + report.lapsed, renew.summary(report, notices=runtime.settings.n8n_enabled))
+
+
 def retention_cutoff(config: Config, now: datetime) -> datetime:
     return now - timedelta(days=config.payload_retention_days)
 
@@ -61,7 +70,7 @@ def run_retention(runtime: Runtime, now: datetime) -> TaskResult:
 
 Task = Callable[["Runtime", datetime], TaskResult]
 # The outbox's own tasks; the runtime adds the others (reconcile is the intake's: runtime.upkeep_tasks).
-TASKS: dict[str, Task] = {"remind": run_remind, "retention": run_retention}
+TASKS: dict[str, Task] = {"remind": run_remind, "renew": run_renew, "retention": run_retention}
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def _sync_until_settled(client, read: Callable[[], crm_sync.Target | str],  # ty
 def crm_sync_handler(runtime: Runtime) -> Handler:
     client = runtime.crm_client()
     return lambda job: _sync_until_settled(
-        client, lambda: crm_sync.target(runtime.sessions, runtime.config, job.payload["inquiry_id"]),
+        client, lambda: crm_sync.target(runtime.sessions, runtime.config, job.payload["inquiry_id"],
+                                         now=runtime.clock()),
         lease_guard(runtime, job))
 
 

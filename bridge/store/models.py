@@ -84,6 +84,9 @@ class Inquiry(Base):
     monitoring_report_id: Mapped[str | None] = mapped_column(String(64))
     monitoring_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     monitoring_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Renewals (bridge.kyc.renewal): the deadline at which the renewal pass recorded this approval's
+    # lapse (audit, CRM sync, n8n event), so it happens once. The rule itself needs no column.
+    lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 
@@ -215,6 +218,23 @@ class Reminder(Base):
     inquiry_id: Mapped[str | None] = mapped_column(String(64))  # the unfinished inquiry, if one was started
     anchor_at: Mapped[datetime] = mapped_column(UTCDateTime())
     window_hours: Mapped[int] = mapped_column(Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RenewalNotice(Base):
+    """A `kyc.renewal_due` notice queued for one window before an approval's deadline: (approval,
+    deadline, days before it). The unique key keeps the renewal pass from sending a window twice,
+    however often it runs; a changed `reverify_after_days` moves the deadline, so new notices follow."""
+
+    __tablename__ = "kyc_renewal_notices"
+    __table_args__ = (UniqueConstraint("inquiry_id", "deadline_at", "window_days", name="uq_kyc_renewal_notices_window"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("kyc_contacts.id"), index=True)
+    inquiry_id: Mapped[str] = mapped_column(String(64))  # the approval that lapses
+    user_type: Mapped[str] = mapped_column(String(32))
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_days: Mapped[int] = mapped_column(Integer())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -37,7 +37,8 @@ def batch_kyc():  # type: ignore[no-untyped-def]
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
-        answers = onboarding.kyc_statuses(session, addresses, user_type, rt.config.retry_allowed)
+        answers = onboarding.kyc_statuses(session, addresses, user_type, rt.config.retry_allowed,
+                                             rt.config.renewal_policy(rt.clock()))
     return jsonify({"items": [answers[email].as_json() for email in addresses]})
 
 
@@ -48,7 +49,7 @@ def contact_detail(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     email = path_email(raw_email)
     with transaction(rt.sessions) as session:
-        detail = queries.contact_detail(session, email, now=rt.clock())
+        detail = queries.contact_detail(session, email, now=rt.clock(), lapse=rt.config.renewal_policy(rt.clock()))
     return jsonify(detail) if detail is not None else error(404, "no data held for this email")
 
 

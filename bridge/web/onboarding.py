@@ -150,7 +150,8 @@ def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
-        answer = onboarding.kyc_status(session, email, user_type, rt.config.retry_allowed)
+        answer = onboarding.kyc_status(session, email, user_type, rt.config.retry_allowed,
+                                         rt.config.renewal_policy(rt.clock()))
     return jsonify(answer.as_json())
 
 
