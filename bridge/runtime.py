@@ -57,7 +57,7 @@ class Runtime:
         return self._committer
 
     def upkeep_tasks(self):  # type: ignore[no-untyped-def]
-        """Every task `[schedule]` can name, by name: the outbox's (remind, retention) and the
+        """Every task `[schedule]` can name, by name: the outbox's (remind, retention, review_overdue) and the
         intake's (reconcile). Wired here so that neither path imports the other's."""
         from bridge.intake import reconcile
         from bridge.outbox import upkeep

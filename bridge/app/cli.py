@@ -356,8 +356,9 @@ def contact(email: str, as_json: bool) -> None:
     """Show a person: KYC status, inquiries, consents, jobs and audit history."""
     from bridge import queries
 
+    targets = load_config().review.target_hours
     with transaction(load_store()) as session:
-        view = queries.contact_view(session, _email_argument(email), now=datetime.now(timezone.utc))
+        view = queries.contact_view(session, _email_argument(email), now=datetime.now(timezone.utc), targets=targets)
     if view is None:
         raise click.ClickException("no data held for this email")
     if as_json:

@@ -3,7 +3,8 @@
 The contract is n8n-flows/event.schema.json, documented in n8n-flows/README.md. An event carries
 ids, the status, the user type, the person's email and first name, and links; never document,
 selfie or Persona payload data. Its id is stable per (inquiry, status) — per reminder window for
-`kyc.stalled`, per link for `kyc.link_requested` — so a flow can drop repeats.
+`kyc.stalled`, per link for `kyc.link_requested`, per review case for `kyc.review_overdue` — so a
+flow can drop repeats.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ ID_PREFIX = "kev_"
 APPROVED, DECLINED, FAILED = "kyc.approved", "kyc.declined", "kyc.failed"
 NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED = "kyc.needs_review", "kyc.expired", "kyc.stalled", "kyc.link_requested"
 MONITORING_MATCH = "kyc.monitoring_match"  # for compliance only: never an email to the person
-TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH)
+REVIEW_OVERDUE = "kyc.review_overdue"  # for compliance only: a review case passed its target
+TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH, REVIEW_OVERDUE)
 
 # Status changes that become events; the others (created, pending, completed) send nothing.
 TYPE_FOR_STATUS = {
@@ -34,7 +36,7 @@ TYPE_FOR_STATUS = {
 # Events whose email needs a fresh signed verification link (retry, resume, first start).
 WITH_VERIFY_LINK = frozenset({DECLINED, FAILED, EXPIRED, STALLED, LINK_REQUESTED})
 # Events that still matter without the person's email (they go to the compliance address).
-WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH})
+WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH, REVIEW_OVERDUE})
 
 
 def type_for_status(status: str) -> str | None:
@@ -65,6 +67,11 @@ def stalled_event_id(contact_id: int, user_type: str, anchor_at: datetime, windo
 def monitoring_event_id(inquiry_id: str, report_id: str) -> str:
     """One event per (inquiry, report): a report re-sent or replayed is the same alert."""
     return _stable_id("monitoring", inquiry_id, report_id)
+
+
+def review_overdue_event_id(inquiry_id: str, since: datetime) -> str:
+    """One event per review case: the inquiry and the time it entered review."""
+    return _stable_id("overdue", inquiry_id, iso(since))
 
 
 def link_event_id(link_key: str) -> str:
@@ -116,8 +123,9 @@ def build(facts: EventFacts) -> dict[str, Any]:
     return event
 
 
-def review_due_at(occurred_at: datetime, type_: str, deadline_hours: int) -> datetime | None:
-    return occurred_at + timedelta(hours=deadline_hours) if type_ in (NEEDS_REVIEW, MONITORING_MATCH) else None
+def review_due_at(occurred_at: datetime, type_: str, target_hours: int) -> datetime | None:
+    """When a review that starts with this event is due ([review] target_hours of its level)."""
+    return occurred_at + timedelta(hours=target_hours) if type_ in (NEEDS_REVIEW, MONITORING_MATCH) else None
 
 
 def summary(event: dict[str, Any]) -> str:

@@ -81,6 +81,9 @@ class Inquiry(Base):
     monitoring_report_id: Mapped[str | None] = mapped_column(String(64))
     monitoring_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     monitoring_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The review SLA (bridge.outbox.review_sla): the time the review case entered review whose
+    # `kyc.review_overdue` alert was queued; a new case (a later time) may be alerted again.
+    review_overdue_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 

@@ -181,7 +181,7 @@ def consent_text():  # type: ignore[no-untyped-def]
 def stats():  # type: ignore[no-untyped-def]
     rt = runtime()
     with transaction(rt.sessions) as session:
-        result = queries.stats(session, now=rt.clock())
+        result = queries.stats(session, now=rt.clock(), targets=rt.config.review.target_hours)
     return jsonify(result)
 
 
