@@ -64,6 +64,13 @@ class Runtime:
 
         return {**upkeep.TASKS, "reconcile": reconcile.scheduled}
 
+    def erase_crm_tags(self) -> str:
+        """What an erasure does to the person's FluentCRM tags (bridge.consent.privacy.erase):
+        "remove" with [privacy] erase_crm_tags on and FluentCRM configured, else why not."""
+        if not self.config.privacy.erase_crm_tags:
+            return "off"
+        return "remove" if self.settings.fluentcrm_enabled else "not configured"
+
     def crm_client(self):  # type: ignore[no-untyped-def]
         """A FluentCRM client, or None when FluentCRM is not configured (sync runs as a dry run)."""
         if not self.settings.fluentcrm_enabled:
