@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from conftest import admin_headers
+from test_privacy import onboard_and_approve
 
 from bridge.config import PrivacyConfig
 from bridge.consent import privacy
@@ -17,8 +19,6 @@ from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Base, Job
 from bridge.web import create_app
-from conftest import admin_headers
-from test_privacy import onboard_and_approve
 
 EMAIL = "erin@example.com"
 KYC_TAGS = {"kyc-approved", "kyc-type-vendor"}
@@ -94,13 +94,13 @@ def test_a_dead_job_keeps_no_email_either(crm_runtime, config, fluentcrm):  # ty
     # Retried by an operator, it cannot act without the email, and says so.
     fluentcrm.clear_faults()
     with transaction(crm_runtime.sessions) as session:
-        queue.requeue(session, [job.id], now=datetime.now(timezone.utc))
+        queue.requeue(session, [job.id], now=datetime.now(UTC))
     Worker(crm_runtime).drain()
     assert "no email in the job" in (erase_jobs(crm_runtime)[0].result or "")
 
 
 def test_the_retention_purge_clears_an_email_a_finished_job_still_holds(runtime):  # type: ignore[no-untyped-def]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with transaction(runtime.sessions) as session:  # as an older version, or a hand-made fix, may leave it
         queue.enqueue(session, queue.CRM_ERASE, inquiry_id=None, payload={"contact_id": 7, "email": EMAIL},
                       max_attempts=3, now=now)

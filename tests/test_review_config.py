@@ -2,10 +2,10 @@
 `[n8n] review_deadline_hours` as a deprecated alias), and whether an erasure removes CRM tags."""
 
 import pytest
+from test_n8n_config import load_with
 
 from bridge import config as config_module
 from bridge.config import ConfigError
-from test_n8n_config import load_with
 
 
 def test_bundled_defaults():

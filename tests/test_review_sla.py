@@ -6,11 +6,13 @@ compliance) per review case, on SQLite, MariaDB and PostgreSQL, with a fake cloc
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
 import sqlalchemy as sa
+from conftest import admin_headers, make_settings, new_id, post_event, with_config
+from test_n8n_events import assert_valid
 
 from bridge import config as config_module
 from bridge.outbox import events_out, notify, review_sla, upkeep
@@ -19,10 +21,8 @@ from bridge.runtime import Runtime
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import AuditEntry, Job
-from conftest import admin_headers, make_settings, new_id, post_event, with_config
-from test_n8n_events import assert_valid
 
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 EMAIL = "rae@example.com"
 
