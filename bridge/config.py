@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from bridge.kyc import renewal, retry
+from bridge.kyc import renewal, retry, review
 from bridge.kyc.states import Status
 
 USER_TYPES = ("contributor", "intern", "investor", "customer", "cooperative_member", "vendor")
@@ -78,7 +78,6 @@ class N8nConfig:
     stalled_reminder_hours: tuple[int, ...] = (24, 72)
     # Older starts get no reminder at all (e.g. when reminders are turned on over an old database).
     stalled_max_age_hours: int = 168
-    review_deadline_hours: int = 24
     welcome_variants: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType(dict(DEFAULT_WELCOME_VARIANTS)))
 
@@ -94,9 +93,32 @@ class RenewalConfig:
     notice_days: tuple[int, ...] = (30, 7)
 
 
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The `[review]` section: how long a case in manual review may wait, per level. The one place
+    for the target: overdue in the admin API and /metrics, the due time in `kyc.needs_review`
+    events, the `kyc.review_overdue` upkeep and the WordPress admin page all read it."""
+
+    target_hours: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({level: DEFAULT_REVIEW_TARGET_HOURS for level in LEVELS}))
+
+    def target_for(self, level: str | None) -> int:
+        return review.target_hours(self.target_hours, level)
+
+
+DEFAULT_REVIEW_TARGET_HOURS = 24
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """The `[privacy] section`: what an erasure does besides forgetting the person."""
+
+    erase_crm_tags: bool = True  # remove the person's KYC tags in FluentCRM (through the outbox)
+
+
 # Upkeep tasks `serve` and `worker` can run on a schedule (`[schedule] <task>_every`); each has its
 # own lease row, so adding one is a name here and a function the runtime wires (Runtime.upkeep_tasks).
-UPKEEP_TASKS = ("remind", "renew", "retention", "reconcile")
+UPKEEP_TASKS = ("remind", "renew", "retention", "reconcile", "review_overdue")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -146,6 +168,8 @@ class Config:
     n8n: N8nConfig = field(default_factory=N8nConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # [worker]: jobs one worker process runs at once, and its per-sink circuit breaker
     concurrency: int = 4
     breaker_failures: int = 5
@@ -246,7 +270,7 @@ def _tag(reader: _Reader, name: str) -> Tag:
 def parse(document: Mapping[str, Any], source: str) -> Config:
     root = _Reader(source, document)
     known = {"bridge", "persona", "onboarding", "consent", "webhooks", "worker", "fluentcrm", "user_types", "n8n",
-             "schedule", "renewal"}
+             "schedule", "renewal", "review", "privacy"}
     for key in document:
         if key not in known:
             raise root.error(key, f"unknown section (expected one of {', '.join(sorted(known))})")
@@ -340,6 +364,8 @@ def parse(document: Mapping[str, Any], source: str) -> Config:
         status_tags=MappingProxyType(status_tags),
         user_types=MappingProxyType(user_types),
         n8n=_n8n(root.sub("n8n")),
+        review=_review(root.sub("review"), root.sub("n8n")),
+        privacy=_privacy(root.sub("privacy")),
         schedule=_schedule(root.sub("schedule")),
         concurrency=worker.positive("concurrency", int, 4),
         breaker_failures=worker.positive("breaker_failures", int, 5),
@@ -402,9 +428,40 @@ def _n8n(n8n: _Reader) -> N8nConfig:
         timeout_seconds=float(n8n.positive("timeout_seconds", (int, float), defaults.timeout_seconds)),
         stalled_reminder_hours=tuple(sorted(hours)),
         stalled_max_age_hours=max_age,
-        review_deadline_hours=n8n.positive("review_deadline_hours", int, defaults.review_deadline_hours),
         welcome_variants=MappingProxyType(variants),
     )
+
+
+def _review(table: _Reader, n8n: _Reader) -> ReviewConfig:
+    """`[review] target_hours = { basic = 24, enhanced = 48 }`; a level left out gets 24 h. The old
+    `[n8n] review_deadline_hours` still works, as a deprecated alias for every level's target,
+    as long as `[review] target_hours` is not set too (two places for one rule are refused)."""
+    for key in table.table:
+        if key != "target_hours":
+            raise table.error(key, "unknown key (expected target_hours)")
+    alias = "review_deadline_hours" in n8n.table
+    if alias and "target_hours" in table.table:
+        raise n8n.error("review_deadline_hours", "is deprecated and [review] target_hours is set too: "
+                                                 "remove review_deadline_hours (the review target has one place)")
+    hours = n8n.positive("review_deadline_hours", int, DEFAULT_REVIEW_TARGET_HOURS) if alias \
+        else DEFAULT_REVIEW_TARGET_HOURS
+    targets = {level: hours for level in LEVELS}
+    per_level = table.sub("target_hours")
+    for level in per_level.table:
+        if level not in LEVELS:
+            raise per_level.error(level, f"unknown level (expected one of {', '.join(LEVELS)})")
+        targets[level] = per_level.positive(level, int, None)
+    return ReviewConfig(target_hours=MappingProxyType(targets))
+
+
+def _privacy(table: _Reader) -> PrivacyConfig:
+    for key in table.table:
+        if key != "erase_crm_tags":
+            raise table.error(key, "unknown key (expected erase_crm_tags)")
+    erase_crm_tags = table.table.get("erase_crm_tags", True)
+    if not isinstance(erase_crm_tags, bool):
+        raise table.error("erase_crm_tags", "must be true or false")
+    return PrivacyConfig(erase_crm_tags=erase_crm_tags)
 
 
 def duration_seconds(text: str) -> int | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from statistics import median
 
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from bridge.consent.onboarding import kyc_status
+from bridge.outbox import review_sla
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import renewal
+from bridge.kyc import renewal, review
 from bridge.kyc.states import status_of_event
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
@@ -36,7 +38,8 @@ class InquiryView:
     crm_sync: str  # none | pending | done | skipped | dead
     crm_sync_error: str | None
     waiting_hours: float | None = None  # needs_review only: hours since the case entered review
-    overdue: bool = False  # waited longer than REVIEW_TARGET_HOURS
+    overdue: bool = False  # waited longer than its level's review target ([review] target_hours)
+    review_target_hours: int | None = None  # needs_review only: that target
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,7 +50,7 @@ class InquiryView:
             "decided_by_event": self.decided_by, "redacted_at": iso_utc(self.redacted_at),
             "updated_at": iso_utc(self.updated_at), "crm_sync": self.crm_sync,
             "crm_sync_error": self.crm_sync_error, "waiting_hours": self.waiting_hours,
-            "overdue": self.overdue,
+            "overdue": self.overdue, "review_target_hours": self.review_target_hours,
         }
 
 
@@ -79,35 +82,28 @@ def _sync_states(session: Session, inquiry_ids: list[str]) -> dict[str, tuple[st
     return states
 
 
-REVIEW_TARGET_HOURS = 24
 DECIDED_OR_SUBMITTED = ("completed", "needs_review", "approved", "declined")
 DECISIONS = ("approved", "declined")
-NEEDS_REVIEW = "needs_review"
+NEEDS_REVIEW = review.NEEDS_REVIEW
 REVIEW_QUEUE_LIMIT = 50  # stats' review queue: the longest waiting cases only
 MEDIAN_SAMPLE = 1000  # the median time to a decision looks at the newest decisions only
 # A review case waits since its last status change (the event that put it into review).
-_WAITING_SINCE = func.coalesce(Inquiry.decided_at, Inquiry.updated_at)
+_WAITING_SINCE = review_sla.WAITING_SINCE
 
 
-def waiting(status: str, since: datetime | None, now: datetime) -> tuple[float | None, bool]:
-    """(hours waited, overdue) of a case in review; (None, False) for any other status."""
-    if status != NEEDS_REVIEW or since is None:
-        return None, False
-    hours = (now - since).total_seconds() / 3600
-    return round(hours, 2), hours > REVIEW_TARGET_HOURS
-
-
-def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
-           now: datetime | None = None) -> list[InquiryView]:
+def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]], now: datetime | None,
+           targets: Mapping[str, int]) -> list[InquiryView]:
     syncs = _sync_states(session, [inquiry.inquiry_id for inquiry, _, _ in rows])
     views = []
     for inquiry, email, first_name in rows:
-        hours, overdue = waiting(inquiry.status, inquiry.decided_at or inquiry.updated_at, now) if now else (None, False)
+        target = review.target_hours(targets, inquiry.level)
+        hours, overdue = review.waiting(inquiry.status, review.waiting_since(inquiry.decided_at, inquiry.updated_at), now, target) if now else (None, False)
         views.append(InquiryView(
             inquiry.inquiry_id, inquiry.status, inquiry.user_type, inquiry.level, email, first_name,
             inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
             inquiry.redacted_at, inquiry.updated_at,
             *syncs.get(inquiry.inquiry_id, ("none", None)), waiting_hours=hours, overdue=overdue,
+            review_target_hours=target if inquiry.status == NEEDS_REVIEW else None,
         ))
     return views
 
@@ -137,7 +133,7 @@ def _ordered(column, descending: bool):  # type: ignore[no-untyped-def]
     return [case((column.is_(None), 1), else_=0), column.desc() if descending else column.asc()]
 
 
-def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
+def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime, targets: Mapping[str, int],
                    where: InquiryFilter = InquiryFilter()) -> Page:
     query = select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
     if where.status:
@@ -156,20 +152,21 @@ def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     order = []
     if where.overdue_first:
-        overdue = (Inquiry.status == NEEDS_REVIEW) & (_WAITING_SINCE < now - timedelta(hours=REVIEW_TARGET_HOURS))
+        overdue = review_sla.overdue(targets, now)
         order += [case((overdue, 0), else_=1), case((overdue, _WAITING_SINCE), else_=None).asc()]
     order += _ordered(SORT_COLUMNS[where.sort], where.descending)
     order.append(Inquiry.id.desc() if where.descending else Inquiry.id.asc())
     rows = session.execute(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now), total, page, per_page)
+    return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now, targets), total, page, per_page)
 
 
-def get_inquiry(session: Session, inquiry_id: str, now: datetime | None = None) -> InquiryView | None:
+def get_inquiry(session: Session, inquiry_id: str, now: datetime | None, *,
+                targets: Mapping[str, int]) -> InquiryView | None:
     row = session.execute(
         select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
         .where(Inquiry.inquiry_id == inquiry_id)
     ).first()
-    return _views(session, [(row[0], row[1], row[2])], now)[0] if row else None
+    return _views(session, [(row[0], row[1], row[2])], now, targets)[0] if row else None
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -212,13 +209,23 @@ def median_hours_to_decision(session: Session) -> float | None:
     return round(median(hours), 2) if hours else None
 
 
-def stats(session: Session, *, now: datetime) -> dict[str, object]:
-    """Counts per status, the funnel, and the review queue with waiting times against 24 h."""
+def review_counts(session: Session, *, now: datetime, targets: Mapping[str, int]) -> dict[str | None, tuple[int, int]]:
+    """Per level (None: unknown): (cases waiting in review, of which overdue). For stats and /metrics."""
+    overdue = review_sla.overdue(targets, now)
+    rows = session.execute(
+        select(Inquiry.level, func.count(), func.sum(case((overdue, 1), else_=0)))
+        .where(Inquiry.status == NEEDS_REVIEW).group_by(Inquiry.level)).all()
+    return {level: (int(total), int(late or 0)) for level, total, late in rows}
+
+
+def stats(session: Session, *, now: datetime, targets: Mapping[str, int]) -> dict[str, object]:
+    """Counts per status, the funnel, and the review queue with waiting times against each level's
+    target (`review_targets`, which the WordPress admin page shows)."""
     counts = dict(session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)).all())
     in_review = Inquiry.status == NEEDS_REVIEW
-    review_total = session.scalar(select(func.count()).where(in_review)) or 0
-    review_overdue = session.scalar(select(func.count()).where(
-        in_review, _WAITING_SINCE < now - timedelta(hours=REVIEW_TARGET_HOURS))) or 0
+    per_level = review_counts(session, now=now, targets=targets)
+    review_total = sum(total for total, _ in per_level.values())
+    review_overdue = sum(late for _, late in per_level.values())
     # The longest waiting only: the full queue is paged through GET /api/v1/inquiries?status=needs_review.
     queue_rows = session.execute(
         select(Inquiry.inquiry_id, Inquiry.user_type, Inquiry.level, Inquiry.decided_at, Inquiry.updated_at)
@@ -226,11 +233,13 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
     ).all()
     review_queue = []
     for inquiry_id, user_type, level, decided_at, updated_at in queue_rows:
-        since = decided_at or updated_at
-        hours, overdue = waiting(NEEDS_REVIEW, since, now)
+        since = review.waiting_since(decided_at, updated_at)
+        target = review.target_hours(targets, level)
+        hours, overdue = review.waiting(NEEDS_REVIEW, since, now, target)
         review_queue.append({
             "inquiry_id": inquiry_id, "user_type": user_type, "level": level,
             "waiting_since": iso_utc(since), "waiting_hours": hours, "overdue": overdue,
+            "review_target_hours": target,
         })
     return {
         "counts": counts,
@@ -239,7 +248,12 @@ def stats(session: Session, *, now: datetime) -> dict[str, object]:
         "review_queue": review_queue,
         "review_total": review_total,
         "review_overdue": review_overdue,
-        "review_target_hours": REVIEW_TARGET_HOURS,
+        # Per level; `review_target_hours` (one number, as before) is the enhanced level's, whose
+        # cases are the ones that wait for a manual review.
+        "review_targets": dict(targets),
+        "review_target_hours": review.target_hours(targets, "enhanced"),
+        "review_overdue_by_level": {level or "unknown": late for level, (_, late) in sorted(
+            per_level.items(), key=lambda item: item[0] or "")},
     }
 
 
@@ -288,15 +302,16 @@ def _job_json(job: Job) -> dict[str, object]:
 
 
 def contact_detail(session: Session, email: str, *, now: datetime,
-                   lapse: renewal.Policy | None = None) -> dict[str, object] | None:
-    """A person's KYC standing (approvals past their renewal deadline under `lapse` are expired), consents, inquiries with their status history, and the CRM sync and
-    n8n jobs about them with their errors; None for an unknown email."""
+                   targets: Mapping[str, int], lapse: renewal.Policy | None = None) -> dict[str, object] | None:
+    """A person's KYC standing (approvals past their renewal deadline under `lapse` are expired),
+    consents, inquiries with their status history (overdue against `targets`, hours per level), and
+    the CRM sync and n8n jobs about them with their errors; None for an unknown email."""
     contact = contact_by_email(session, email)
     if contact is None:
         return None
     inquiries = session.scalars(select(Inquiry).where(Inquiry.contact_id == contact.id).order_by(Inquiry.id)).all()
     inquiry_ids = [i.inquiry_id for i in inquiries]
-    views = _views(session, [(i, contact.email, contact.first_name) for i in inquiries], now)
+    views = _views(session, [(i, contact.email, contact.first_name) for i in inquiries], now, targets)
     events: dict[str, list[dict[str, object]]] = {inquiry_id: [] for inquiry_id in inquiry_ids}
     if inquiry_ids:
         for event in session.scalars(select(Event).where(Event.inquiry_id.in_(inquiry_ids))
@@ -321,10 +336,10 @@ def contact_detail(session: Session, email: str, *, now: datetime,
 
 
 def contact_view(session: Session, email: str, *, now: datetime,
-                 lapse: renewal.Policy | None = None) -> dict[str, object] | None:
+                 targets: Mapping[str, int], lapse: renewal.Policy | None = None) -> dict[str, object] | None:
     """`kyc-bridge contact EMAIL`: the admin's detail view (`contact_detail`) and the audit entries
     about the person, their inquiries and their jobs, oldest first. None when the email is unknown."""
-    detail = contact_detail(session, email, now=now, lapse=lapse)
+    detail = contact_detail(session, email, now=now, targets=targets, lapse=lapse)
     contact = contact_by_email(session, email)
     if detail is None or contact is None:
         return None

@@ -57,12 +57,20 @@ class Runtime:
         return self._committer
 
     def upkeep_tasks(self):  # type: ignore[no-untyped-def]
-        """Every task `[schedule]` can name, by name: the outbox's (remind, renew, retention) and the
-        intake's (reconcile). Wired here so that neither path imports the other's."""
+        """Every task `[schedule]` can name, by name: the outbox's (remind, renew, retention,
+        review_overdue) and the intake's (reconcile). Wired here so that neither path imports the
+        other's."""
         from bridge.intake import reconcile
         from bridge.outbox import upkeep
 
         return {**upkeep.TASKS, "reconcile": reconcile.scheduled}
+
+    def erase_crm_tags(self) -> str:
+        """What an erasure does to the person's FluentCRM tags (bridge.consent.privacy.erase):
+        "remove" with [privacy] erase_crm_tags on and FluentCRM configured, else why not."""
+        if not self.config.privacy.erase_crm_tags:
+            return "off"
+        return "remove" if self.settings.fluentcrm_enabled else "not configured"
 
     def crm_client(self):  # type: ignore[no-untyped-def]
         """A FluentCRM client, or None when FluentCRM is not configured (sync runs as a dry run)."""

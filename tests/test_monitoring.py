@@ -177,6 +177,53 @@ def test_a_report_on_an_inquiry_never_seen_is_only_stored(client, runtime) -> No
         assert session.scalar(sa.select(Event.inquiry_id)) == "inq_unknown"
 
 
+def event_applied(runtime, event_id: str) -> bool:  # type: ignore[no-untyped-def]
+    with transaction(runtime.sessions) as session:
+        return session.scalar(sa.select(Event.applied).where(Event.event_id == event_id))
+
+
+def test_a_report_that_came_before_its_inquiry_applies_when_the_inquiry_arrives(client, runtime, config) -> None:  # type: ignore[no-untyped-def]
+    early = report(client, "inq_early", 10)  # the inquiry is not known yet: stored without effect
+    assert not event_applied(runtime, early)
+    inquiry(client, config, "inq_early", "approved", 0)  # its approval, older than the match, comes later
+    answer = kyc(client)
+    assert answer["status"] == "needs_review"
+    assert answer["monitoring"] == {"kind": "watchlist", "report_id": "rep_w1", "since": "2025-06-01T12:10:00Z"}
+    assert n8n_types(runtime) == ["kyc.monitoring_match"]  # no welcome for an approval the match questions
+    assert event_applied(runtime, early) and audit_actions(runtime).count("inquiry.monitoring") == 1
+    report(client, "inq_early", 20, action="dismissed")  # and the usual rules from then on
+    assert kyc(client)["status"] == "approved"
+
+
+def test_an_early_report_follows_the_ordering_rules(client, runtime, config) -> None:  # type: ignore[no-untyped-def]
+    report(client, "inq_early2", 10)
+    report(client, "inq_early2", 12, action="dismissed")  # dismissed before the inquiry was known
+    report(client, "inq_early3", 10)
+    inquiry(client, config, "inq_early2", "approved", 0)
+    inquiry(client, config, "inq_early3", "approved", 15)  # approved after the match: it no longer holds
+    assert kyc(client)["status"] == "approved" and kyc(client)["monitoring"] is None
+    assert n8n_types(runtime) == ["kyc.approved", "kyc.approved"]
+
+
+def test_an_early_report_in_the_same_batch_applies_too(runtime, config) -> None:  # type: ignore[no-untyped-def]
+    from bridge.intake import ingest
+
+    def parsed(body: dict) -> tuple:  # type: ignore[type-arg]
+        raw = samples.encode(body)
+        return ingest.parse(raw), raw
+
+    match = samples.report_event(event_id=new_id("evt"), report_id="rep_b", inquiry_id="inq_batch", kind="watchlist",
+                                 action="matched", has_match=True, created_at=t(10))
+    approval = samples.inquiry_event(event_id=new_id("evt"), inquiry_id="inq_batch", status="approved",
+                                     created_at=t(0), email=EMAIL, first_name="Mo",
+                                     template_id=config.user_types["investor"].template_id)
+    results = ingest.ingest_many(runtime.engine, config, [parsed(match), parsed(approval)], now=t(11))
+    assert [r.status_changed for r in results] == [False, True]
+    assert n8n_types(runtime) == ["kyc.monitoring_match"]
+    with transaction(runtime.sessions) as session:
+        assert session.scalars(sa.select(Event.applied).order_by(Event.id)).all() == [True, True]
+
+
 def test_fluentcrm_gets_the_review_and_monitoring_tags_then_loses_them(crm_runtime, config, fluentcrm) -> None:  # type: ignore[no-untyped-def]
     client = create_app(runtime=crm_runtime).test_client()
     inquiry(client, config, "inq_mon6", "approved", 0)

@@ -10,7 +10,7 @@ from test_config import _dump, bundled_document
 def test_bundled_defaults():
     n8n = config_module.load(None).n8n
     assert n8n.stalled_reminder_hours == (24, 72)
-    assert n8n.stalled_max_age_hours == 168 and n8n.review_deadline_hours == 24 and n8n.timeout_seconds == 10.0
+    assert n8n.stalled_max_age_hours == 168 and n8n.timeout_seconds == 10.0
     assert {t: n8n.welcome_variant(t) for t in USER_TYPES} == {
         "contributor": "team", "intern": "team", "investor": "investor", "customer": "agency",
         "cooperative_member": "membership", "vendor": "partner"}
@@ -48,7 +48,8 @@ def test_welcome_variant_override(tmp_path):
     (lambda d: d["n8n"].update(stalled_reminder_hours="24"), "n8n.stalled_reminder_hours", "must be list"),
     (lambda d: d["n8n"].update(stalled_reminder_hours=[1.5]), "n8n.stalled_reminder_hours", "whole hours"),
     (lambda d: d["n8n"].update(stalled_max_age_hours=48), "n8n.stalled_max_age_hours", "last reminder window (72 h)"),
-    (lambda d: d["n8n"].update(review_deadline_hours=0), "n8n.review_deadline_hours", "greater than 0"),
+    (lambda d: (d.pop("review"), d["n8n"].update(review_deadline_hours=0)), "n8n.review_deadline_hours",
+     "greater than 0"),
     (lambda d: d["n8n"].update(timeout_seconds="10"), "n8n.timeout_seconds", "must be int or float"),
     (lambda d: d["n8n"].update(remind_after=[24]), "n8n.remind_after", "unknown key"),
     (lambda d: d["n8n"]["welcome_variants"].update(customer="vip"), "n8n.welcome_variants.customer",

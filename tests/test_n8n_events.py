@@ -63,6 +63,8 @@ def test_only_decisions_and_expiry_become_events():
 @pytest.mark.parametrize("type_", events_out.TYPES)
 def test_every_type_builds_a_schema_valid_event(type_):
     review = events_out.review_due_at(T0, type_, 24)
+    if type_ == events_out.REVIEW_OVERDUE:  # the deadline that was missed
+        review = T0 + timedelta(hours=24)
     inquiry_id = None if type_ in (events_out.LINK_REQUESTED,) else "inq_1"
     match = ("watchlist", "rep_1") if type_ == events_out.MONITORING_MATCH else None
     renewal = (T0 + timedelta(days=30), 30) if type_ == events_out.RENEWAL_DUE else None
@@ -73,7 +75,7 @@ def test_every_type_builds_a_schema_valid_event(type_):
     assert_valid(event)
     assert event["type"] == type_ and event["version"] == 1
     assert (event["review_due_at"] == "2025-06-02T12:00:00.000Z") == (
-        type_ in ("kyc.needs_review", "kyc.monitoring_match"))
+        type_ in ("kyc.needs_review", "kyc.monitoring_match", "kyc.review_overdue"))
     assert ("monitoring" in event) == (type_ == "kyc.monitoring_match")
     assert ("renewal" in event) == (type_ == "kyc.renewal_due")
 

@@ -85,7 +85,8 @@ def _parse(section):
 
 
 def test_schedule_settings_parse_durations_and_zero_or_unset_is_off():
-    assert dict(config_module.load(None).schedule.every_seconds) == {"remind": 3600, "renew": 3600, "retention": 86400}
+    assert dict(config_module.load(None).schedule.every_seconds) == {"remind": 3600, "renew": 3600, "retention": 86400,
+                                                                     "review_overdue": 900}
     parsed = _parse({"remind_every": "90s", "retention_every": "0", "lease_ttl": "2m"})
     assert dict(parsed.every_seconds) == {"remind": 90} and parsed.lease_ttl_seconds == 120
     assert dict(_parse({}).every_seconds) == {}
@@ -131,10 +132,12 @@ def test_a_lease_is_exclusive_until_it_expires_then_taken_over(runtime):
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_serve_runs_remind_and_retention_on_schedule(n8n_runtime):
     """`serve` starts its outbox worker with start_in_thread (bridge/app/server.py): the bundled
-    schedule (remind every 1 h, retention every 24 h) runs there with no cron."""
+    schedule (remind every 1 h, retention every 24 h) runs there with no cron. (The review SLA's
+    15-minute pass is left out here: tests/test_review_sla.py covers it.)"""
     from test_n8n_remind import start
 
     runtime = n8n_runtime
+    runtime.config = scheduled(runtime.config, {"remind": "1h", "retention": "24h"})
     clock = Clock()
     runtime.clock = clock
     start(runtime, at=T0 - timedelta(minutes=30))  # stalled; its 24 h reminder falls due at T0 + 23.5 h
@@ -307,11 +310,13 @@ def test_remind_without_n8n_is_recorded_as_skipped(runtime):
     import json
 
     upkeep = Upkeep(runtime)
-    assert [(r.task, r.outcome) for r in upkeep.tick()] == [("remind", "done"), ("renew", "done"), ("retention", "done")]
+    assert [(r.task, r.outcome) for r in upkeep.tick()] == [("remind", "done"), ("renew", "done"), ("retention", "done"),
+                                                             ("review_overdue", "done")]
     with runtime.sessions() as session:
         details = dict(session.execute(sa.select(AuditEntry.subject, AuditEntry.detail)
                                        .where(AuditEntry.action == "upkeep.ran")).all())
     assert json.loads(details["upkeep:remind"])["outcome"] == "skipped"
+    assert json.loads(details["upkeep:review_overdue"])["outcome"] == "skipped"  # no alert marked as sent
     assert json.loads(details["upkeep:retention"])["outcome"] == "done"
     assert json.loads(details["upkeep:renew"])["outcome"] == "skipped"  # no user type has renewals
 

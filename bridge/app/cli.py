@@ -316,11 +316,12 @@ def erase(email: str) -> None:
         raise click.ClickException("not an email address")
     with transaction(runtime.sessions) as session:
         result = privacy.erase(session, normalized, redact_at_persona=bool(runtime.settings.persona_api_key),
-                               max_attempts=runtime.config.max_attempts, now=runtime.clock())
+                               max_attempts=runtime.config.max_attempts, now=runtime.clock(),
+                               crm_tags=runtime.erase_crm_tags())
     if result is None:
         raise click.ClickException("no data held for this email")
     click.echo(f"erased; {result.inquiries} KYC decision(s) kept for legal reasons; "
-               f"Persona redaction: {result.persona_redaction}")
+               f"Persona redaction: {result.persona_redaction}; FluentCRM tags: {result.crm_tags}")
 
 
 @main.command()
@@ -368,8 +369,10 @@ def contact(email: str, as_json: bool) -> None:
     from bridge import queries
 
     now = datetime.now(timezone.utc)
+    config = load_config()
     with transaction(load_store()) as session:
-        view = queries.contact_view(session, _email_argument(email), now=now, lapse=load_config().renewal_policy(now))
+        view = queries.contact_view(session, _email_argument(email), now=now, lapse=config.renewal_policy(now),
+                                    targets=config.review.target_hours)
     if view is None:
         raise click.ClickException("no data held for this email")
     if as_json:

@@ -3,7 +3,8 @@ bodies only for the retention window.
 
 Erasure removes personal data (email, name, WordPress user id, consent IP hash and user agent,
 stored webhook bodies) but keeps the KYC decisions (inquiry ids, statuses, times) for legal
-reasons; they stay linked to a now anonymous contact. It also asks Persona to redact.
+reasons; they stay linked to a now anonymous contact. It also asks Persona to redact, and takes the
+person's KYC tags off their FluentCRM contact ([privacy] erase_crm_tags) through the outbox.
 """
 
 from __future__ import annotations
@@ -47,15 +48,28 @@ def export(session: Session, email: str) -> dict[str, Any] | None:
 class Erasure:
     inquiries: int
     persona_redaction: str  # requested | not configured
+    crm_tags: str = "off"  # removal requested | off | not configured
 
     def as_json(self) -> dict[str, Any]:
-        return {"erased": True, "retained": list(RETAINED), "persona_redaction": self.persona_redaction}
+        return {"erased": True, "retained": list(RETAINED), "persona_redaction": self.persona_redaction,
+                "crm_tags": self.crm_tags}
 
 
-def erase(session: Session, email: str, *, redact_at_persona: bool, max_attempts: int, now: datetime) -> Erasure | None:
+def erase(session: Session, email: str, *, redact_at_persona: bool, max_attempts: int, now: datetime,
+          crm_tags: str = "off") -> Erasure | None:
+    """Forget the person. `crm_tags`: "remove" queues a `crm.erase` job that takes their KYC tags
+    off their FluentCRM contact ([privacy] erase_crm_tags with FluentCRM configured); it carries
+    the email, the only copy left, until it has run (bridge.store.queue.PERSONAL_PAYLOAD_KEYS).
+    "off" or "not configured" queue nothing and are only reported back."""
     contact = session.scalars(select(Contact).where(Contact.email == email).with_for_update()).one_or_none()
     if contact is None:
         return None
+    if crm_tags == "remove":
+        # The person's key: it waits for a sync of theirs that is running, and runs before any
+        # queued after it (which find no email and skip), so the tags come off last.
+        queue.enqueue(session, queue.CRM_ERASE, inquiry_id=None, payload={"contact_id": contact.id, "email": email},
+                      max_attempts=max_attempts, now=now, contact_key=queue.contact_key(contact.id, None))
+        crm_tags = "removal requested"
     inquiry_ids = list(session.scalars(select(Inquiry.inquiry_id).where(Inquiry.contact_id == contact.id)))
     contact.email = contact.first_name = contact.wp_user_id = None
     contact.consent_withdrawn_at = contact.consent_withdrawn_at or now  # no further effects for them
@@ -70,7 +84,7 @@ def erase(session: Session, email: str, *, redact_at_persona: bool, max_attempts
         redaction = "not configured"
     else:
         redaction = "requested" if inquiry_ids else "nothing to redact"
-    return Erasure(len(inquiry_ids), redaction)
+    return Erasure(len(inquiry_ids), redaction, crm_tags)
 
 
 def queue_redactions(session: Session, inquiry_ids: list[str], *, max_attempts: int, now: datetime) -> None:
@@ -81,10 +95,12 @@ def queue_redactions(session: Session, inquiry_ids: list[str], *, max_attempts: 
 
 
 def purge_payloads(session: Session, *, before: datetime, now: datetime) -> int:
+    """Drop webhook bodies received before `before`, and any personal data a finished job still
+    holds (an erasure's email; finishing the job drops it already). Returns how many were dropped."""
     result = session.execute(
         update(Event).where(Event.received_at < before, Event.payload.is_not(None)).values(payload=None)
     )
-    count = result.rowcount or 0
+    count = (result.rowcount or 0) + queue.clear_finished_personal_data(session)
     if count:
         audit.append(session, "retention.purged", "kyc_events", {"count": count}, at=now)
     return count

@@ -119,6 +119,16 @@ _LOCK_INQUIRIES = ListStatement(lambda n: (
     .where(_inquiries.c.inquiry_id.in_(in_list("ids", n)))
     .order_by(_inquiries.c.inquiry_id).with_for_update()
 ))
+# Report events stored before their inquiry was known (a monitoring report can arrive first): read
+# with the batch's other reads, applied when the inquiry's first event creates it (`_adopt_reports`).
+_EARLY_REPORTS = ListStatement(lambda n: (
+    select(_events.c.event_id, _events.c.name, _events.c.inquiry_id, _events.c.created_at, _events.c.payload)
+    .where(_events.c.inquiry_id.in_(in_list("ids", n)), _events.c.name.like(bindparam("reports")),
+           _events.c.applied == bindparam("applied"),
+           ~exists().where(_inquiries.c.inquiry_id == _events.c.inquiry_id))
+))
+_MARK_APPLIED = DriverStatement(update(_events).where(_events.c.event_id == bindparam("b_event_id"))
+                                .values(applied=bindparam("b_applied")))
 _CONTACT_COLUMNS = (_contacts.c.id, _contacts.c.email, _contacts.c.reference_id, _contacts.c.first_name)
 _FIND_CONTACTS = ListStatement(lambda refs, emails: select(*_CONTACT_COLUMNS).where(or_(
     *([_contacts.c.reference_id.in_(in_list("refs", refs))] if refs else []),
@@ -193,6 +203,11 @@ class _Batch:
     job_rows: list[dict[str, Any]] = field(default_factory=list)
     # CRM sync rows and their inquiry: the person's key is known once new contacts have ids (_write)
     crm_rows: list[tuple[dict[str, Any], _InquiryRow]] = field(default_factory=list)
+    # Monitoring reports of inquiries not known yet, stored or earlier in this batch, by inquiry id:
+    # (created-at, event id, event name, has-match, report id, the batch's event row or None if stored)
+    early_reports: dict[str, list[tuple[datetime, str, str, bool | None, str | None, dict[str, Any] | None]]] = \
+        field(default_factory=dict)
+    applied_before: list[str] = field(default_factory=list)  # stored event ids that apply now
 
     def run(self, items: Sequence[tuple[PersonaEvent, bytes]]) -> list[IngestResult]:
         self._read(self.connection, items)
@@ -213,13 +228,17 @@ class _Batch:
         # and go to the store together (one round trip on PostgreSQL).
         inquiry_ids = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry is not None}
                              | {e.related_inquiry_id for e, _ in items if _is_monitoring_report(e)})
+        first_seen = sorted({e.inquiry.inquiry_id for e, _ in items if e.inquiry is not None})
         with pipelined(connection):
             known = _KNOWN_EVENTS.send(connection, {}, {"ids": event_ids})
             locked = _LOCK_INQUIRIES.send(connection, {}, {"ids": inquiry_ids}) if inquiry_ids else None
+            early = _EARLY_REPORTS.send(connection, {"reports": "report/%", "applied": False}, {"ids": first_seen}) if first_seen else None
             # Asked after taking the inquiries' locks: a worker that claims one of these syncs now
             # reads the inquiry after this transaction (crm_sync reads it FOR SHARE).
             sync_waiting = queue.send_not_started_for(connection, queue.CRM_SYNC, inquiry_ids)
         self.known = {row["event_id"] for row in known.all()}
+        for row in early.all() if early else []:
+            self._keep_early_report(row)
         for row in locked.all() if locked else []:
             self.inquiries[row["inquiry_id"]] = _InquiryRow(**row)
         for inquiry_id in sync_waiting() & self.inquiries.keys():
@@ -236,6 +255,33 @@ class _Batch:
                     self.contacts[f"ref:{contact.reference_id}"] = contact
                 if contact.email:
                     self.contacts[f"email:{contact.email}"] = contact
+
+    def _keep_early_report(self, row: dict[str, Any]) -> None:
+        """A stored report whose inquiry is still unknown: its verdict is read again from its body
+        (one dropped by the retention purge or an erasure can no longer apply)."""
+        if row["payload"] is None:
+            return
+        try:
+            stored = events.parse(row["payload"].encode("utf-8"), EVENT_LIMITS)
+        except events.EventFormatError:
+            return
+        self.early_reports.setdefault(row["inquiry_id"], []).append(
+            (row["created_at"], row["event_id"], row["name"], stored.has_match, stored.object_id, None))
+
+    def _adopt_reports(self, inquiry: _InquiryRow) -> None:
+        """The inquiry's first event is here: apply its reports that came before it, oldest first,
+        by the same rule as a report on a known inquiry (monitoring.apply)."""
+        for at, event_id, name, has_match, report_id, record in sorted(
+                self.early_reports.pop(inquiry.inquiry_id, []), key=lambda report: (report[0], report[1])):
+            found = monitoring.apply(monitoring.of(inquiry), name, has_match, report_id, at)
+            if found is None:
+                continue
+            inquiry.monitoring_kind, inquiry.monitoring_report_id = found.kind, found.report_id
+            inquiry.monitoring_since, inquiry.monitoring_event_at = found.since, found.event_at
+            if record is not None:
+                record["applied"] = True
+            else:
+                self.applied_before.append(event_id)
 
     def _ingest_one(self, event: PersonaEvent, body: bytes) -> IngestResult:
         if event.event_id in self.known:
@@ -257,9 +303,12 @@ class _Batch:
 
     def _monitor(self, event: PersonaEvent, record: dict[str, Any]) -> bool:
         """A monitoring report's verdict on a known inquiry; True when it puts the person into review
-        or takes them out. A report on an inquiry the bridge never saw is only stored."""
+        or takes them out. A report on an inquiry the bridge has not seen yet is stored, and applies
+        when the inquiry's first event comes (`_adopt_reports`)."""
         inquiry = self.inquiries.get(event.related_inquiry_id or "")
         if inquiry is None:
+            self.early_reports.setdefault(event.related_inquiry_id or "", []).append(
+                (event.created_at, event.event_id, event.name, event.has_match, event.object_id, record))
             return False
         found = monitoring.apply(monitoring.of(inquiry), event.name, event.has_match, event.object_id, event.created_at)
         if found is None:
@@ -288,6 +337,7 @@ class _Batch:
     def _apply(self, event: PersonaEvent, snapshot: InquirySnapshot, record: dict[str, Any]) -> bool:
         inquiry = self.inquiries.get(snapshot.inquiry_id)
         reported = states.status_of_event(event.name, snapshot.status)
+        created = inquiry is None
         if inquiry is None:
             # A first event that reports no status of its own (a redaction) still shows the current one.
             initial = reported or states.normalize_status(snapshot.status)
@@ -295,8 +345,11 @@ class _Batch:
                 return False
             inquiry = self.inquiries[snapshot.inquiry_id] = self._new_inquiry(snapshot, initial)
             current = states.InquiryState(status=initial if reported is None else None)
+            self._adopt_reports(inquiry)
+            was_in_review = False  # it did not exist: a match it adopted puts it into review now
         else:
             current = inquiry.state
+            was_in_review = inquiry.under_monitoring_review
         self._link_contact(inquiry, snapshot)
         if snapshot.reference_id and not inquiry.reference_id:
             inquiry.reference_id, inquiry.changed = snapshot.reference_id, True
@@ -304,9 +357,8 @@ class _Batch:
             inquiry.redacted_at, inquiry.changed = snapshot.redacted_at or event.created_at, True
             self.audit_entries.append(("inquiry.redacted", inquiry.inquiry_id, {"event_id": event.event_id}))
 
-        if reported is None:
-            return False
-        was_in_review = inquiry.under_monitoring_review
+        if reported is None:  # a first event without a status of its own may still bring a match in force
+            return created and self._on_monitoring_change(inquiry, False, event)
         transition = states.apply(current, reported, event.created_at, event.event_id)
         record["applied"] = transition.applied
         if transition.applied:
@@ -402,6 +454,9 @@ class _Batch:
                 _INSERT_INQUIRIES.run(connection, new)
             if updates:
                 _UPDATE_INQUIRIES.run(connection, updates)
+            if self.applied_before:
+                _MARK_APPLIED.run(connection, [{"b_event_id": event_id, "b_applied": True}
+                                          for event_id in self.applied_before])
             queue.add_many(connection, self.job_rows)
             if self.job_rows:  # delivered at COMMIT, so a worker never wakes for a job it cannot see
                 queue.wake_workers(connection)

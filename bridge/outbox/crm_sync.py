@@ -2,7 +2,7 @@
 
 `crm.sync` brings a contact's tags in line with the person's standing (bridge.kyc.standing, over
 all their inquiries) as it is when the job runs, so retries, duplicates and reordering all converge;
-after a consent withdrawal it removes them. The HTTP calls are the worker's (bridge.outbox.worker).
+after a consent withdrawal it removes them, as `crm.erase` does after an erasure. The HTTP calls are the worker's (bridge.outbox.worker).
 """
 
 from __future__ import annotations
@@ -65,6 +65,19 @@ def target(sessions: sessionmaker[Session], config: Config, inquiry_id: str, *, 
     there is nothing to sync (ids only, no personal data)."""
     with transaction(sessions) as session:
         return _target(session, config, inquiry_id, now)
+
+
+def erased_target(config: Config, payload: dict[str, object]) -> Target | str:
+    """What an erasure's `crm.erase` job takes off the person's contact: every KYC tag the bridge
+    may have set (the withdrawal's plan, for every user type), by the email the job carries; the
+    store no longer knows it. A remove-only target: a contact is never created for it."""
+    email = payload.get("email")
+    if not isinstance(email, str) or not email:
+        return f"{SKIPPED_PREFIX}: no email in the job (it was cleared when the job finished)"
+    user_type_tags = tuple(user_type.tag for user_type in config.user_types.values())
+    plan = tags.withdrawn(config.status_tags, None,
+                          (*user_type_tags, config.manual_review_tag, config.monitoring_tag))
+    return Target(email, None, plan, remove_only=True)
 
 
 def manual_review_target(sessions: sessionmaker[Session], config: Config, contact_id: int) -> Target | str:

@@ -3,8 +3,8 @@
 The contract is n8n-flows/event.schema.json, documented in n8n-flows/README.md. An event carries
 ids, the status, the user type, the person's email and first name, and links; never document,
 selfie or Persona payload data. Its id is stable per (inquiry, status) — per reminder window for
-`kyc.stalled`, per notice window for `kyc.renewal_due`, per link for `kyc.link_requested` — so a
-flow can drop repeats.
+`kyc.stalled`, per notice window for `kyc.renewal_due`, per link for `kyc.link_requested`, per
+review case for `kyc.review_overdue` — so a flow can drop repeats.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ APPROVED, DECLINED, FAILED = "kyc.approved", "kyc.declined", "kyc.failed"
 NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED = "kyc.needs_review", "kyc.expired", "kyc.stalled", "kyc.link_requested"
 MONITORING_MATCH = "kyc.monitoring_match"  # for compliance only: never an email to the person
 RENEWAL_DUE = "kyc.renewal_due"  # an approval lapses soon: verify again (bridge/outbox/renew.py)
-TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH, RENEWAL_DUE)
+REVIEW_OVERDUE = "kyc.review_overdue"  # for compliance only: a review case passed its target
+TYPES = (APPROVED, DECLINED, FAILED, NEEDS_REVIEW, EXPIRED, STALLED, LINK_REQUESTED, MONITORING_MATCH, RENEWAL_DUE,
+         REVIEW_OVERDUE)
 
 # Status changes that become events; the others (created, pending, completed) send nothing.
 TYPE_FOR_STATUS = {
@@ -36,7 +38,7 @@ TYPE_FOR_STATUS = {
 # Events whose email needs a fresh signed verification link (retry, resume, first start).
 WITH_VERIFY_LINK = frozenset({DECLINED, FAILED, EXPIRED, STALLED, LINK_REQUESTED, RENEWAL_DUE})
 # Events that still matter without the person's email (they go to the compliance address).
-WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH})
+WITHOUT_EMAIL_OK = frozenset({NEEDS_REVIEW, MONITORING_MATCH, REVIEW_OVERDUE})
 
 
 def type_for_status(status: str) -> str | None:
@@ -72,6 +74,11 @@ def monitoring_event_id(inquiry_id: str, report_id: str) -> str:
 def renewal_event_id(inquiry_id: str, deadline_at: datetime, window_days: int) -> str:
     """One event per (approval, deadline, notice window)."""
     return _stable_id("renewal", inquiry_id, iso(deadline_at), str(window_days))
+
+
+def review_overdue_event_id(inquiry_id: str, since: datetime) -> str:
+    """One event per review case: the inquiry and the time it entered review."""
+    return _stable_id("overdue", inquiry_id, iso(since))
 
 
 def link_event_id(link_key: str) -> str:
@@ -127,8 +134,9 @@ def build(facts: EventFacts) -> dict[str, Any]:
     return event
 
 
-def review_due_at(occurred_at: datetime, type_: str, deadline_hours: int) -> datetime | None:
-    return occurred_at + timedelta(hours=deadline_hours) if type_ in (NEEDS_REVIEW, MONITORING_MATCH) else None
+def review_due_at(occurred_at: datetime, type_: str, target_hours: int) -> datetime | None:
+    """When a review that starts with this event is due ([review] target_hours of its level)."""
+    return occurred_at + timedelta(hours=target_hours) if type_ in (NEEDS_REVIEW, MONITORING_MATCH) else None
 
 
 def summary(event: dict[str, Any]) -> str:

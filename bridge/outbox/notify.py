@@ -20,7 +20,7 @@ from bridge.outbox import events_out, remind, renew
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import monitoring, renewal, retry
+from bridge.kyc import monitoring, renewal, retry, review
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
@@ -43,6 +43,12 @@ def monitoring_match_payload(inquiry_id: str, kind: str, report_id: str, *, occu
     """The `n8n.event` job payload of a monitoring match that put an approved person into review."""
     return {"type": events_out.MONITORING_MATCH, "inquiry_id": inquiry_id, "kind": kind, "report_id": report_id,
             "occurred_at": events_out.iso(occurred_at)}
+
+
+def review_overdue_payload(inquiry_id: str, since: datetime) -> dict[str, Any]:
+    """The `n8n.event` job payload of a review case (an inquiry in review since `since`) that went
+    past its target (bridge.outbox.review_sla queues it, once per case)."""
+    return {"type": events_out.REVIEW_OVERDUE, "inquiry_id": inquiry_id, "since": events_out.iso(since)}
 
 
 def request_link(session: Session, config: Config, *, contact_id: int, user_type: str, now: datetime,
@@ -96,6 +102,8 @@ def _gather(session: Session, config: Config, payload: dict[str, Any], now: date
         return _lapsed(session, config, payload, now)
     if type_ == events_out.MONITORING_MATCH:
         return _monitoring_match(session, config, payload)
+    if type_ == events_out.REVIEW_OVERDUE:
+        return _review_overdue(session, config, payload)
     if type_ in events_out.TYPE_FOR_STATUS.values():
         return _status_change(session, config, payload)
     return f"{SKIPPED_PREFIX}: unknown event type {type_!r}"
@@ -131,7 +139,7 @@ def _status_change(session: Session, config: Config, payload: dict[str, Any]) ->
         user_type=inquiry.user_type, level=inquiry.level,
         welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
         dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
-        review_due_at=events_out.review_due_at(occurred_at, type_, config.n8n.review_deadline_hours),
+        review_due_at=events_out.review_due_at(occurred_at, type_, config.review.target_for(inquiry.level)),
     )
 
 
@@ -154,8 +162,30 @@ def _monitoring_match(session: Session, config: Config, payload: dict[str, Any])
         welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
         dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id),
         review_due_at=events_out.review_due_at(occurred_at, events_out.MONITORING_MATCH,
-                                               config.n8n.review_deadline_hours),
+                                               config.review.target_for(inquiry.level)),
         monitoring=(payload["kind"], report_id),
+    )
+
+
+def _review_overdue(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+    inquiry_id, since = payload["inquiry_id"], _parse_time(payload["since"])  # as events_out.iso writes it
+    inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one_or_none()
+    if inquiry is None:
+        return f"{SKIPPED_PREFIX}: inquiry no longer stored"
+    if inquiry.status != Status.NEEDS_REVIEW.value or events_out.iso(
+            review.waiting_since(inquiry.decided_at, inquiry.updated_at)) != payload["since"]:
+        return f"{SKIPPED_PREFIX}: superseded (the review was decided, or the inquiry entered review again)"
+    contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
+    person = _person(contact, events_out.REVIEW_OVERDUE, "inquiry")
+    if isinstance(person, str):
+        return person
+    due = review.due_at(since, config.review.target_for(inquiry.level))
+    return events_out.EventFacts(
+        event_id=events_out.review_overdue_event_id(inquiry_id, since), type=events_out.REVIEW_OVERDUE,
+        occurred_at=due, email=person[0], first_name=person[1], inquiry_id=inquiry_id,
+        status=Status.NEEDS_REVIEW.value, user_type=inquiry.user_type, level=inquiry.level,
+        welcome_variant=config.n8n.welcome_variant(inquiry.user_type), verify_url=None,
+        dashboard_url=events_out.dashboard_link(config.dashboard_url, inquiry_id), review_due_at=due,
     )
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from bridge import audit
 from bridge.config import Config
 from bridge.consent import privacy
-from bridge.outbox import remind, renew, schedule
+from bridge.outbox import remind, renew, review_sla, schedule
 from bridge.store import leases
 from bridge.store.engine import StoreUnavailable, transaction
 
@@ -57,6 +57,14 @@ def run_renew(runtime: Runtime, now: datetime) -> TaskResult:
     return TaskResult(report.notices + report.lapsed, renew.summary(report, notices=runtime.settings.n8n_enabled))
 
 
+def run_review_overdue(runtime: Runtime, now: datetime) -> TaskResult:
+    if not runtime.settings.n8n_enabled:  # as remind: mark no case alerted whose alert could not be sent
+        return TaskResult(0, "skipped: n8n events off (N8N_WEBHOOK_URL unset)", outcome="skipped")
+    report = review_sla.run(runtime.sessions, runtime.config, now=now)
+    return TaskResult(report.queued, f"{report.queued} kyc.review_overdue event(s) queued; "
+                                     f"{report.overdue} review(s) overdue")
+
+
 def retention_cutoff(config: Config, now: datetime) -> datetime:
     return now - timedelta(days=config.payload_retention_days)
 
@@ -70,7 +78,8 @@ def run_retention(runtime: Runtime, now: datetime) -> TaskResult:
 
 Task = Callable[["Runtime", datetime], TaskResult]
 # The outbox's own tasks; the runtime adds the others (reconcile is the intake's: runtime.upkeep_tasks).
-TASKS: dict[str, Task] = {"remind": run_remind, "renew": run_renew, "retention": run_retention}
+TASKS: dict[str, Task] = {"remind": run_remind, "renew": run_renew, "retention": run_retention,
+                          "review_overdue": run_review_overdue}
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,8 @@ class LeaseLost(Exception):
 
 
 # Which sink a job kind talks to: one circuit breaker per sink.
-SINK_OF_KIND = {queue.CRM_SYNC: "fluentcrm", queue.CRM_TAG: "fluentcrm", queue.N8N_EVENT: "n8n",
-                queue.PERSONA_REDACT: "persona"}
+SINK_OF_KIND = {queue.CRM_SYNC: "fluentcrm", queue.CRM_TAG: "fluentcrm", queue.CRM_ERASE: "fluentcrm",
+                queue.N8N_EVENT: "n8n", queue.PERSONA_REDACT: "persona"}
 # A sync that finds the person's state moved during its write writes again, this many times at
 # most; a state still moving after that has queued a sync of its own, which runs next.
 MAX_SYNC_ROUNDS = 3
@@ -85,6 +85,8 @@ def _apply(client, target: crm_sync.Target | str, before_write: Callable[[], Non
     from bridge.sinks.fluentcrm import TagRef
 
     if target.remove_only:
+        if before_write is not None:
+            before_write()
         removed = client.remove_tags(target.email, [TagRef(t.slug, t.title) for t in target.plan.detach])
         return "contact not in FluentCRM: nothing to detach" if removed is None else \
             f"contact {removed.contact_id}: detached {_slugs(removed.detached)}"
@@ -130,6 +132,11 @@ def crm_tag_handler(runtime: Runtime) -> Handler:
                               lease_guard(runtime, job))
 
 
+def crm_erase_handler(runtime: Runtime) -> Handler:
+    client = runtime.crm_client()
+    return lambda job: _apply(client, crm_sync.erased_target(runtime.config, job.payload), lease_guard(runtime, job))
+
+
 def persona_redact_handler(runtime: Runtime) -> Handler:
     def handle(job: queue.ClaimedJob) -> str:
         client = runtime.persona_client()
@@ -159,7 +166,7 @@ def n8n_event_handler(runtime: Runtime) -> Handler:
 
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
     return {queue.CRM_SYNC: crm_sync_handler(runtime), queue.CRM_TAG: crm_tag_handler(runtime),
-            queue.PERSONA_REDACT: persona_redact_handler(runtime), queue.N8N_EVENT: n8n_event_handler(runtime)}
+            queue.CRM_ERASE: crm_erase_handler(runtime), queue.PERSONA_REDACT: persona_redact_handler(runtime), queue.N8N_EVENT: n8n_event_handler(runtime)}
 
 
 class Worker:

@@ -87,6 +87,9 @@ class Inquiry(Base):
     # Renewals (bridge.kyc.renewal): the deadline at which the renewal pass recorded this approval's
     # lapse (audit, CRM sync, n8n event), so it happens once. The rule itself needs no column.
     lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The review SLA (bridge.outbox.review_sla): the time the review case entered review whose
+    # `kyc.review_overdue` alert was queued; a new case (a later time) may be alerted again.
+    review_overdue_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 

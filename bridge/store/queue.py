@@ -21,6 +21,12 @@ CRM_SYNC = "crm.sync"  # an inquiry's status tags to FluentCRM (queued by intake
 CRM_TAG = "crm.tag"  # one tag for a person without an inquiry, e.g. manual review (onboarding)
 PERSONA_REDACT = "persona.redact"  # ask Persona to redact an erased person's inquiry (privacy)
 N8N_EVENT = "n8n.event"  # a thin KYC event for n8n (intake, remind, links)
+# An erased person's KYC tags off their FluentCRM contact (privacy). The store has forgotten the
+# email, so the job carries it, and only until it has run: see PERSONAL_PAYLOAD_KEYS.
+CRM_ERASE = "crm.erase"
+# Payload keys holding personal data, per kind: dropped from the payload when the job is done or
+# dead (`_finish`), and by the retention purge from any finished job that still has them.
+PERSONAL_PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {CRM_ERASE: ("email",)}
 FAILED = "failed"  # not stored: a queued job waiting for its retry after an error
 
 
@@ -245,8 +251,16 @@ def _finish(session: Session, job: ClaimedJob, now: datetime, **values: Any) -> 
     return True
 
 
+def _without_personal_data(job: ClaimedJob) -> dict[str, Any]:
+    """The payload column of a finished job: its personal keys gone (nothing, for most kinds)."""
+    keys = PERSONAL_PAYLOAD_KEYS.get(job.kind, ())
+    if not any(key in job.payload for key in keys):
+        return {}
+    return {"payload": _encode({k: v for k, v in job.payload.items() if k not in keys})}
+
+
 def complete(session: Session, job: ClaimedJob, *, now: datetime, result: str | None) -> bool:
-    return _finish(session, job, now, state=DONE, result=result, last_error=None)
+    return _finish(session, job, now, state=DONE, result=result, last_error=None, **_without_personal_data(job))
 
 
 def retry_later(session: Session, job: ClaimedJob, *, now: datetime, run_after: datetime, error: str) -> bool:
@@ -254,7 +268,22 @@ def retry_later(session: Session, job: ClaimedJob, *, now: datetime, run_after: 
 
 
 def bury(session: Session, job: ClaimedJob, *, now: datetime, error: str) -> bool:
-    return _finish(session, job, now, state=DEAD, last_error=error)
+    return _finish(session, job, now, state=DEAD, last_error=error, **_without_personal_data(job))
+
+
+def clear_finished_personal_data(session: Session) -> int:
+    """Drop the personal payload keys of done and dead jobs that still hold them (the retention
+    purge's part; `complete` and `bury` drop them already). Returns how many jobs were cleared."""
+    cleared = 0
+    for kind, keys in PERSONAL_PAYLOAD_KEYS.items():
+        jobs = session.scalars(select(Job).where(Job.kind == kind, Job.state.in_((DONE, DEAD)))
+                               .with_for_update()).all()
+        for job in jobs:
+            payload = json.loads(job.payload or "{}")
+            if any(key in payload for key in keys):
+                job.payload = _encode({k: v for k, v in payload.items() if k not in keys})
+                cleared += 1
+    return cleared
 
 
 def requeue(session: Session, job_ids: list[int] | None, *, now: datetime) -> list[int]:

@@ -49,7 +49,8 @@ def contact_detail(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     email = path_email(raw_email)
     with transaction(rt.sessions) as session:
-        detail = queries.contact_detail(session, email, now=rt.clock(), lapse=rt.config.renewal_policy(rt.clock()))
+        detail = queries.contact_detail(session, email, now=rt.clock(), targets=rt.config.review.target_hours,
+                                        lapse=rt.config.renewal_policy(rt.clock()))
     return jsonify(detail) if detail is not None else error(404, "no data held for this email")
 
 

@@ -32,11 +32,18 @@ def _counters() -> bytes:
 
 
 def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
+    from bridge import queries
     from bridge.store.engine import transaction
     from bridge.store.models import Inquiry, Job
 
     jobs = GaugeMetricFamily("kyc_jobs", "Outbox jobs by kind and state", labels=["kind", "state"])
     inquiries = GaugeMetricFamily("kyc_inquiries", "Inquiries by status", labels=["status"])
+    waiting = GaugeMetricFamily("kyc_reviews_waiting", "Verifications waiting in manual review, by level",
+                                labels=["level"])
+    overdue = GaugeMetricFamily("kyc_reviews_overdue", "Reviews waiting longer than their level's target "
+                                "([review] target_hours)", labels=["level"])
+    targets = GaugeMetricFamily("kyc_review_target_hours", "The review target per level ([review] target_hours)",
+                                labels=["level"])
     answered = GaugeMetricFamily("kyc_bridge_scrape_info", "The host and process that answered this scrape",
                                  labels=["host", "pid", "counters"])
     answered.add_metric([HOST, str(os.getpid()),
@@ -48,9 +55,17 @@ def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
             jobs.add_metric([kind, state], count)
         for status, count in session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)):
             inquiries.add_metric([status], count)
+        review_targets = runtime.config.review.target_hours
+        per_level = queries.review_counts(session, now=runtime.clock(), targets=review_targets)
+    for level in sorted({*review_targets, *(level or "unknown" for level in per_level)}):
+        total, late = per_level.get(None if level == "unknown" else level, (0, 0))
+        waiting.add_metric([level], total)
+        overdue.add_metric([level], late)
+    for level, hours in sorted(review_targets.items()):
+        targets.add_metric([level], hours)
     text = _counters()
     store = CollectorRegistry()
-    store.register(_Static([jobs, inquiries, answered]))
+    store.register(_Static([jobs, inquiries, waiting, overdue, targets, answered]))
     return text + generate_latest(store)
 
 

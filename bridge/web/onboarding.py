@@ -182,7 +182,7 @@ def consent_text():  # type: ignore[no-untyped-def]
 def stats():  # type: ignore[no-untyped-def]
     rt = runtime()
     with transaction(rt.sessions) as session:
-        result = queries.stats(session, now=rt.clock())
+        result = queries.stats(session, now=rt.clock(), targets=rt.config.review.target_hours)
     return jsonify(result)
 
 
@@ -203,5 +203,5 @@ def erase_contact(raw_email: str):  # type: ignore[no-untyped-def]
     email = _path_email(raw_email)
     with transaction(rt.sessions) as session:
         result = privacy.erase(session, email, redact_at_persona=bool(rt.settings.persona_api_key),
-                               max_attempts=rt.config.max_attempts, now=rt.clock())
+                               max_attempts=rt.config.max_attempts, now=rt.clock(), crm_tags=rt.erase_crm_tags())
     return jsonify(result.as_json()) if result is not None else error(404, "no data held for this email")

@@ -175,7 +175,10 @@ class BridgeServer:
         config = default.replace('public_url = "http://127.0.0.1:8000"', f'public_url = "{self.url}"')
         config = config.replace('hosted_flow_url = "https://inquiry.withpersona.com/verify"',
                                 f'hosted_flow_url = "{hosted_flow_url}"')
-        assert self.url in config and hosted_flow_url in config, "default_config.toml changed its defaults"
+        # Enhanced reviews get a target of their own, so the admin page shows the bridge's targets (not a constant).
+        config = config.replace("target_hours = { basic = 24, enhanced = 24 }", "target_hours = { basic = 24, enhanced = 36 }")
+        assert self.url in config and hosted_flow_url in config and "enhanced = 36" in config, \
+            "default_config.toml changed its defaults"
         (workdir / "bridge.toml").write_text(config)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FLUENTCRM_", "N8N_", "BRIDGE_", "PERSONA_"))},

@@ -19,7 +19,6 @@ final class Admin_Page {
 	const PER_PAGE            = 20;
 	const MAX_PER_PAGE        = 100;
 	const PER_PAGE_OPTION     = Lifecycle::PER_PAGE_OPTION;
-	const REVIEW_TARGET_HOURS = 24;
 	const TABS                = array( 'overview', 'queue', 'inquiries', 'person' );
 
 	/**
@@ -258,12 +257,11 @@ final class Admin_Page {
 			self::bridge_notice( $stats );
 			return;
 		}
-		$target  = isset( $stats['review_target_hours'] ) ? (float) $stats['review_target_hours'] : (float) self::REVIEW_TARGET_HOURS;
 		$waiting = isset( $stats['review_total'] ) ? (int) $stats['review_total'] : 0;
 		$overdue = isset( $stats['review_overdue'] ) ? (int) $stats['review_overdue'] : 0;
 		echo '<p class="kycb-review-summary">';
-		/* translators: 1: cases waiting for a review, 2: of them overdue, 3: target hours. */
-		echo esc_html( sprintf( __( '%1$s waiting for a review, %2$s of them longer than the %3$s-hour target.', 'kyc-bridge' ), number_format_i18n( $waiting ), number_format_i18n( $overdue ), number_format_i18n( $target ) ) );
+		/* translators: 1: cases waiting for a review, 2: of them overdue, 3: the review target per level, e.g. "basic 24 h, enhanced 48 h". */
+		echo esc_html( sprintf( __( '%1$s waiting for a review, %2$s of them longer than their target (%3$s).', 'kyc-bridge' ), number_format_i18n( $waiting ), number_format_i18n( $overdue ), self::review_targets_text( $stats ) ) );
 		echo ' <a href="' . esc_url( self::url( 'queue' ) ) . '">' . esc_html__( 'Open the review queue', 'kyc-bridge' ) . '</a></p>';
 		echo '<div class="kycb-panels">';
 		self::render_counts( isset( $stats['counts'] ) && is_array( $stats['counts'] ) ? $stats['counts'] : array() );
@@ -276,6 +274,28 @@ final class Admin_Page {
 			echo '<h2>' . esc_html__( 'Failed jobs', 'kyc-bridge' ) . '</h2><p>' . esc_html__( 'CRM syncs and n8n events that failed after every retry wait for an operator. Queue them all again once the cause is fixed:', 'kyc-bridge' ) . '</p>';
 			Admin_Actions::form( 'retry_all', '', __( 'Retry all failed jobs', 'kyc-bridge' ) );
 		}
+	}
+
+	/**
+	 * The review target of each level, as the bridge's stats give it ([review] target_hours).
+	 *
+	 * @param array $stats GET /api/v1/stats.
+	 * @return string e.g. "basic: 24 h, enhanced: 48 h"; the single target of an older bridge.
+	 */
+	private static function review_targets_text( $stats ) {
+		$parts  = array();
+		$labels = self::level_labels();
+		if ( isset( $stats['review_targets'] ) && is_array( $stats['review_targets'] ) ) {
+			foreach ( $stats['review_targets'] as $level => $hours ) {
+				$label = isset( $labels[ $level ] ) ? $labels[ $level ] : (string) $level;
+				/* translators: 1: verification level, 2: hours. */
+				$parts[] = sprintf( __( '%1$s: %2$s h', 'kyc-bridge' ), $label, number_format_i18n( (float) $hours ) );
+			}
+		} elseif ( isset( $stats['review_target_hours'] ) ) {
+			/* translators: %s: hours. */
+			$parts[] = sprintf( __( '%s h', 'kyc-bridge' ), number_format_i18n( (float) $stats['review_target_hours'] ) );
+		}
+		return implode( ', ', $parts );
 	}
 
 	/**
@@ -293,8 +313,7 @@ final class Admin_Page {
 			return;
 		}
 		if ( 'queue' === $tab ) {
-			/* translators: %s: number of hours. */
-			echo '<p>' . esc_html( sprintf( __( 'Enhanced verifications wait here for a manual review in Persona (target: %s hours); overdue cases first.', 'kyc-bridge' ), number_format_i18n( self::REVIEW_TARGET_HOURS ) ) ) . '</p>';
+			echo '<p>' . esc_html__( 'Verifications wait here for a manual review in Persona, each against the review target of its level (set in the bridge); overdue cases first.', 'kyc-bridge' ) . '</p>';
 		}
 		echo '<form method="get" class="kycb-list-form"><input type="hidden" name="page" value="' . esc_attr( self::SLUG ) . '" /><input type="hidden" name="tab" value="' . esc_attr( $tab ) . '" />';
 		$table->search_box( __( 'Search name or email', 'kyc-bridge' ), 'kycb-search' );

@@ -365,8 +365,13 @@ final class Inquiries_Table extends \WP_List_Table {
 		if ( ! isset( $item['waiting_hours'] ) ) {
 			return '';
 		}
-		/* translators: 1: hours waited, 2: target hours. */
-		$text = sprintf( __( '%1$s h of %2$s h', 'kyc-bridge' ), number_format_i18n( (float) $item['waiting_hours'], 1 ), number_format_i18n( Admin_Page::REVIEW_TARGET_HOURS ) );
+		if ( isset( $item['review_target_hours'] ) ) {
+			/* translators: 1: hours waited, 2: target hours (the review target of the inquiry's level, from the bridge). */
+			$text = sprintf( __( '%1$s h of %2$s h', 'kyc-bridge' ), number_format_i18n( (float) $item['waiting_hours'], 1 ), number_format_i18n( (float) $item['review_target_hours'] ) );
+		} else {
+			/* translators: %s: hours waited. */
+			$text = sprintf( __( '%s h', 'kyc-bridge' ), number_format_i18n( (float) $item['waiting_hours'], 1 ) );
+		}
 		$html = esc_html( $text );
 		if ( ! empty( $item['overdue'] ) ) {
 			$html .= ' <strong class="kycb-badge-overdue">' . esc_html__( 'overdue', 'kyc-bridge' ) . '</strong>';

@@ -46,7 +46,8 @@ class AdminTest extends TestCase {
 		$this->assertStringContainsString( 'data-step="consented"', $html );
 		// Seeded by webhook only: outside the funnel, which counts consented people.
 		$this->assertMatchesRegularExpression( '/Not in the funnel: \d+ people known only from a Persona webhook/', $html );
-		$this->assertMatchesRegularExpression( '/\d+ waiting for a review, \d+ of them longer than the 24-hour target/', $html );
+		// The targets per level come from the bridge's [review] target_hours (the test bridge sets enhanced = 36).
+		$this->assertMatchesRegularExpression( '/\d+ waiting for a review, \d+ of them longer than their target \(Basic: 24 h, Enhanced: 36 h\)/', $html );
 		$this->assertStringContainsString( 'nav-tab nav-tab-active" aria-current="page">Overview', $html );
 		$this->assertStringNotContainsString( 'class="kycb-row', $html );  // the lists have their own tabs
 	}
@@ -60,7 +61,7 @@ class AdminTest extends TestCase {
 		$this->assertDoesNotMatchRegularExpression( '/class="kycb-row[^"]*" data-inquiry-id="[^"]+" data-status="(?!needs_review)/', $html );
 		$this->assertStringContainsString( '>Review<', $html );  // the person's first name
 		$this->assertStringContainsString( $review['email'], $html );
-		$this->assertStringContainsString( ' h of 24 h', $html );
+		$this->assertStringContainsString( ' h of 36 h', $html );  // an investor: the enhanced target of the bridge
 	}
 
 	public function test_inquiries_tab_links_to_persona_and_the_person() {

@@ -1,0 +1,89 @@
+"""The review SLA's scheduled pass: one `kyc.review_overdue` event (to compliance) per review case
+that went past its target.
+
+A review case is an inquiry in `needs_review` since a given time (bridge.kyc.review); its target
+is `[review] target_hours` of its level. A run finds the cases past their target that were not
+alerted yet and, for each, in one transaction: marks the inquiry (`review_overdue_for` = the time
+the case entered review, a conditional UPDATE, so two runs at once alert once), queues the
+`n8n.event` job and appends a `review.overdue` audit entry. The same inquiry entering review again
+later is a new case with its own time, so it may go overdue (and be alerted) again.
+
+Runs on `[schedule] review_overdue_every` in `serve`/`worker` (bridge.outbox.upkeep). The SQL of
+"in review and overdue" lives here too: the admin API, the stats and /metrics use it (bridge.queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import audit
+from bridge.config import Config
+from bridge.kyc import review
+from bridge.outbox import notify
+from bridge.store import queue
+from bridge.store.engine import transaction
+from bridge.store.models import Inquiry
+
+# A case in review waits since the event that put it there (bridge.kyc.review.waiting_since).
+WAITING_SINCE = func.coalesce(Inquiry.decided_at, Inquiry.updated_at)
+BATCH = 500  # cases looked at per run at most; the next run takes the rest
+
+
+def overdue(targets: Mapping[str, int], now: datetime) -> Any:
+    """SQL condition: an inquiry in review past its level's target at `now`."""
+    levels = list(targets)
+    per_level = [(Inquiry.level == level) & (WAITING_SINCE < now - timedelta(hours=targets[level]))
+                 for level in levels]
+    unknown_level = (Inquiry.level.is_(None) | Inquiry.level.not_in(levels)) & (
+        WAITING_SINCE < now - timedelta(hours=review.target_hours(targets, None)))
+    return (Inquiry.status == review.NEEDS_REVIEW) & or_(*per_level, unknown_level)
+
+
+def _not_alerted() -> Any:
+    return Inquiry.review_overdue_for.is_(None) | (Inquiry.review_overdue_for != WAITING_SINCE)
+
+
+@dataclass(frozen=True)
+class Report:
+    queued: int  # kyc.review_overdue events queued by this run
+    overdue: int  # cases overdue now (alerted before or by this run)
+
+
+def run(sessions: sessionmaker[Session], config: Config, *, now: datetime) -> Report:
+    targets = config.review.target_hours
+    with transaction(sessions) as session:
+        late = overdue(targets, now)
+        total = session.scalar(select(func.count()).select_from(Inquiry).where(late)) or 0
+        cases = session.execute(select(Inquiry.id, Inquiry.inquiry_id, Inquiry.level, WAITING_SINCE)
+                                .where(late, _not_alerted()).order_by(WAITING_SINCE, Inquiry.id).limit(BATCH)).all()
+    queued = 0
+    for row_id, inquiry_id, level, since in cases:
+        with transaction(sessions) as session:
+            if _alert(session, config, row_id, inquiry_id, level, since, now=now):
+                queued += 1
+    return Report(queued, total)
+
+
+def _alert(session: Session, config: Config, row_id: int, inquiry_id: str, level: str | None, since: datetime,
+           *, now: datetime) -> bool:
+    # Only if it is still the same case and nobody alerted it meanwhile; updated_at stays: marking
+    # the alert is no change of the inquiry (and updated_at may be the case's waiting time).
+    marked = session.execute(
+        update(Inquiry).where(Inquiry.id == row_id, Inquiry.status == review.NEEDS_REVIEW, WAITING_SINCE == since,
+                              or_(Inquiry.review_overdue_for.is_(None), Inquiry.review_overdue_for != since))
+        .values(review_overdue_for=since, updated_at=Inquiry.updated_at)
+        .execution_options(synchronize_session=False))
+    if marked.rowcount != 1:
+        return False
+    queue.enqueue(session, queue.N8N_EVENT, inquiry_id=inquiry_id,
+                  payload=notify.review_overdue_payload(inquiry_id, since),
+                  max_attempts=config.max_attempts, now=now)
+    audit.append(session, "review.overdue", inquiry_id,
+                 {"level": level, "count": config.review.target_for(level)}, at=now)
+    return True
