@@ -162,7 +162,7 @@ def test_admin_page_shows_seeded_inquiries_with_chart(wordpress, browser, bridge
     seeded = {
         "inq_browseradmin01": ("investor", ["created", "completed", "approved"], now - timedelta(hours=3)),
         "inq_browseradmin02": ("vendor", ["created", "completed", "declined"], now - timedelta(hours=2)),
-        "inq_browseradmin03": ("cooperative_member", ["created", "completed", "needs_review"], now - timedelta(hours=30)),
+        "inq_browseradmin03": ("cooperative_member", ["created", "completed", "needs_review"], now - timedelta(hours=40)),  # past the test bridge's enhanced target (36 h)
         "inq_browseradmin04": ("customer", ["created", "pending"], now - timedelta(hours=1)),
     }
     for inquiry_id, (user_type, statuses, started) in seeded.items():

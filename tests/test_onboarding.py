@@ -262,6 +262,7 @@ def test_gating_lookup(client, config):
     unknown = client.get("/api/v1/contacts/nobody@example.com/kyc", headers=admin_headers()).get_json()
     assert unknown == {"email": "nobody@example.com", "status": "not_started", "user_type": None,
                        "level": None, "decided_at": None, "monitoring": None, "consent_withdrawn": False, "reverify_by": None,
+                       "lapsed": False,
                        "may_retry": True}
     reference = start(client, user_type="customer").get_json()["reference_id"]
     webhook(client, config, "inq_cust", "approved", minutes_ago=10, reference_id=reference, user_type="customer")

@@ -163,11 +163,11 @@ def test_notices_then_the_lapse_then_a_new_approval(crm_runtime, config, fluentc
     with transaction(runtime.sessions) as session:
         assert sorted(session.scalars(sa.select(RenewalNotice.window_days))) == [7, 30]
     clock.now = T + 365 * DAY - timedelta(seconds=1)
-    assert kyc(client)["status"] == "approved"
+    assert (kyc(client)["status"], kyc(client)["lapsed"]) == ("approved", False)
 
     clock.now = T + 365 * DAY  # the deadline: the gate closes at once, whether the pass ran or not
     answer = kyc(client)
-    assert (answer["status"], answer["may_retry"]) == ("expired", True)
+    assert (answer["status"], answer["may_retry"], answer["lapsed"]) == ("expired", True, True)
     assert kyc(client, user_type="investor")["status"] == "expired"
     assert run_pass(runtime, config) == renew.Report(0, 1, 0)
     assert run_pass(runtime, config) == renew.Report(0, 0, 0)  # recorded once

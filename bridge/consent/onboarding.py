@@ -426,7 +426,8 @@ class KycAnswer:
     def as_json(self) -> dict[str, Any]:
         answer = {"email": self.email, "status": self.status, "user_type": self.user_type, "level": self.level,
                   "decided_at": iso_utc(self.decided_at), "monitoring": self.monitoring,
-                  "consent_withdrawn": self.consent_withdrawn, "reverify_by": iso_utc(self.reverify_by)}
+                  "consent_withdrawn": self.consent_withdrawn, "reverify_by": iso_utc(self.reverify_by),
+                  "lapsed": self.lapsed}
         if self.may_retry is not None:
             answer["may_retry"] = self.may_retry
         return answer

@@ -51,7 +51,7 @@ final class Status {
 				return self::row( __( 'In progress', 'kyc-bridge' ), __( 'Your verification has started but is not finished.', 'kyc-bridge' ), true, $continue );
 			case 'completed':
 			case 'needs_review':
-				return self::row( __( 'Checking', 'kyc-bridge' ), __( 'We are checking your documents. This can take up to 24 hours for enhanced checks.', 'kyc-bridge' ), false, '' );
+				return self::row( __( 'Checking', 'kyc-bridge' ), __( 'We are checking your documents. This page shows the result once the check is done.', 'kyc-bridge' ), false, '' );
 			case 'approved':
 				return self::row( __( 'Verified', 'kyc-bridge' ), __( 'Your identity is verified.', 'kyc-bridge' ), false, '' );
 			case 'declined':
@@ -82,6 +82,10 @@ final class Status {
 			// The bridge's rule (bridge/kyc/standing.py): a withdrawal ends verified standing until the
 			// person consents and verifies again; it answers not_started, this says why.
 			return self::row( __( 'Consent withdrawn', 'kyc-bridge' ), __( 'You withdrew your consent, so your identity verification no longer counts here. Verify again to regain access.', 'kyc-bridge' ), true, __( 'Verify again', 'kyc-bridge' ) );
+		}
+		if ( isset( $answer['status'] ) && 'expired' === $answer['status'] && ! empty( $answer['lapsed'] ) ) {
+			// An approval past its renewal deadline ([user_types.X] reverify_after_days): not a failed attempt.
+			return self::row( __( 'Renewal needed', 'kyc-bridge' ), __( 'Your identity verification has lapsed. Verify again to keep access.', 'kyc-bridge' ), true, __( 'Verify again', 'kyc-bridge' ) );
 		}
 		$may_retry = isset( $answer['may_retry'] ) && is_bool( $answer['may_retry'] ) ? $answer['may_retry'] : null;
 		return self::describe( isset( $answer['status'] ) ? (string) $answer['status'] : '', $may_retry );

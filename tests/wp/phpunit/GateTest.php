@@ -78,6 +78,27 @@ class GateTest extends TestCase {
 		$this->assertTrue( $described['can_start'] );
 	}
 
+	public function test_a_lapsed_approval_is_told_to_renew_not_that_an_attempt_failed() {
+		$lapsed = Status::describe_answer(
+			array(
+				'status'    => 'expired',
+				'lapsed'    => true,
+				'may_retry' => true,
+			)
+		);
+		$this->assertSame( 'Renewal needed', $lapsed['label'] );
+		$this->assertStringContainsString( 'has lapsed', $lapsed['message'] );
+		$this->assertTrue( $lapsed['can_start'] );
+		$expired = Status::describe_answer(
+			array(
+				'status'    => 'expired',
+				'lapsed'    => false,
+				'may_retry' => true,
+			)
+		);
+		$this->assertStringContainsString( 'did not complete', $expired['message'] );
+	}
+
 	public function test_logged_out_never_passes() {
 		$this->assertStringNotContainsString( 'Members content', $this->gate( '' ) );
 		$this->assertFalse( kycb_is_verified( 0 ) );
