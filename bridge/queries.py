@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bridge.consent.onboarding import kyc_status
 from bridge.outbox import review_sla
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import renewal, review
+from bridge.kyc import monitoring, renewal, review
 from bridge.kyc.states import status_of_event
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
@@ -87,7 +87,7 @@ DECISIONS = ("approved", "declined")
 NEEDS_REVIEW = review.NEEDS_REVIEW
 REVIEW_QUEUE_LIMIT = 50  # stats' review queue: the longest waiting cases only
 MEDIAN_SAMPLE = 1000  # the median time to a decision looks at the newest decisions only
-# A review case waits since its last status change (the event that put it into review).
+# A review case waits since the event that put it into review, or the monitoring match that did.
 _WAITING_SINCE = review_sla.WAITING_SINCE
 
 
@@ -97,20 +97,21 @@ def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
     views = []
     for inquiry, email, first_name in rows:
         target = review.target_hours(targets, inquiry.level)
-        hours, overdue = review.waiting(inquiry.status, review.waiting_since(inquiry.decided_at, inquiry.updated_at), now, target) if now else (None, False)
+        status = monitoring.status_shown(inquiry)  # an approval a match holds in review is in review
+        hours, overdue = review.waiting(status, review.case_since(inquiry), now, target) if now else (None, False)
         views.append(InquiryView(
-            inquiry.inquiry_id, inquiry.status, inquiry.user_type, inquiry.level, email, first_name,
+            inquiry.inquiry_id, status, inquiry.user_type, inquiry.level, email, first_name,
             inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
             inquiry.redacted_at, inquiry.updated_at,
             *syncs.get(inquiry.inquiry_id, ("none", None)), waiting_hours=hours, overdue=overdue,
-            review_target_hours=target if inquiry.status == NEEDS_REVIEW else None,
+            review_target_hours=target if status == NEEDS_REVIEW else None,
         ))
     return views
 
 
 # What `sort` may name, and the column each orders by (`waiting` = time in review).
 SORT_COLUMNS = {
-    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": Inquiry.status,
+    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": review_sla.SHOWN_STATUS,
     "user_type": Inquiry.user_type, "level": Inquiry.level, "email": Contact.email,
     "name": Contact.first_name, "waiting": _WAITING_SINCE,
 }
@@ -137,7 +138,7 @@ def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
                    where: InquiryFilter = InquiryFilter()) -> Page:
     query = select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
     if where.status:
-        query = query.where(Inquiry.status == where.status)
+        query = query.where(review_sla.SHOWN_STATUS == where.status)
     if where.user_type:
         query = query.where(Inquiry.user_type == where.user_type)
     if where.level:
@@ -214,30 +215,30 @@ def review_counts(session: Session, *, now: datetime, targets: Mapping[str, int]
     overdue = review_sla.overdue(targets, now)
     rows = session.execute(
         select(Inquiry.level, func.count(), func.sum(case((overdue, 1), else_=0)))
-        .where(Inquiry.status == NEEDS_REVIEW).group_by(Inquiry.level)).all()
+        .where(review_sla.IN_REVIEW).group_by(Inquiry.level)).all()
     return {level: (int(total), int(late or 0)) for level, total, late in rows}
 
 
 def stats(session: Session, *, now: datetime, targets: Mapping[str, int]) -> dict[str, object]:
     """Counts per status, the funnel, and the review queue with waiting times against each level's
     target (`review_targets`, which the WordPress admin page shows)."""
-    counts = dict(session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)).all())
-    in_review = Inquiry.status == NEEDS_REVIEW
+    shown = review_sla.SHOWN_STATUS
+    counts = dict(session.execute(select(shown, func.count()).group_by(shown)).all())
     per_level = review_counts(session, now=now, targets=targets)
     review_total = sum(total for total, _ in per_level.values())
     review_overdue = sum(late for _, late in per_level.values())
     # The longest waiting only: the full queue is paged through GET /api/v1/inquiries?status=needs_review.
-    queue_rows = session.execute(
-        select(Inquiry.inquiry_id, Inquiry.user_type, Inquiry.level, Inquiry.decided_at, Inquiry.updated_at)
-        .where(in_review).order_by(*_ordered(_WAITING_SINCE, False), Inquiry.id).limit(REVIEW_QUEUE_LIMIT)
+    queue_rows = session.scalars(
+        select(Inquiry).where(review_sla.IN_REVIEW)
+        .order_by(*_ordered(_WAITING_SINCE, False), Inquiry.id).limit(REVIEW_QUEUE_LIMIT)
     ).all()
     review_queue = []
-    for inquiry_id, user_type, level, decided_at, updated_at in queue_rows:
-        since = review.waiting_since(decided_at, updated_at)
-        target = review.target_hours(targets, level)
+    for inquiry in queue_rows:
+        since = review.case_since(inquiry)
+        target = review.target_hours(targets, inquiry.level)
         hours, overdue = review.waiting(NEEDS_REVIEW, since, now, target)
         review_queue.append({
-            "inquiry_id": inquiry_id, "user_type": user_type, "level": level,
+            "inquiry_id": inquiry.inquiry_id, "user_type": inquiry.user_type, "level": inquiry.level,
             "waiting_since": iso_utc(since), "waiting_hours": hours, "overdue": overdue,
             "review_target_hours": target,
         })

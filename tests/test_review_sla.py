@@ -157,3 +157,37 @@ def test_the_upkeep_task_runs_on_the_schedule_only_with_n8n_on(runtime, config, 
         assert len(overdue_jobs(runtime)) == 1
     finally:
         with_n8n.engine.dispose()
+
+
+def test_an_approval_held_by_a_monitoring_match_is_a_review_case(client, runtime, config, clock):  # type: ignore[no-untyped-def]
+    """A watchlist match puts an approved person back into review (the gate says needs_review): the
+    admin reads show the case in review since the match, it counts and goes overdue like any other,
+    once; a dismissal ends it."""
+    event(client, config, "inq_mon1", "approved", T0)  # an investor: enhanced, 48 h
+    match_at = T0 + 10 * HOUR
+    report = samples.report_event(event_id=new_id("evt"), report_id="rep_mon1", inquiry_id="inq_mon1",
+                                  created_at=match_at)
+    assert post_event(client, report).status_code == 200
+    clock.at = match_at + 49 * HOUR
+    queue_items = client.get("/api/v1/inquiries?status=needs_review", headers=admin_headers()).get_json()["items"]
+    assert [(i["inquiry_id"], i["status"], i["overdue"], i["waiting_hours"]) for i in queue_items] == [
+        ("inq_mon1", "needs_review", True, 49.0)]
+    stats = client.get("/api/v1/stats", headers=admin_headers()).get_json()
+    assert (stats["review_total"], stats["review_overdue"]) == (1, 1)
+    assert stats["counts"].get("approved", 0) == 0 and stats["counts"]["needs_review"] == 1
+    assert [q["inquiry_id"] for q in stats["review_queue"]] == ["inq_mon1"]
+    assert run(runtime, clock.at) == review_sla.Report(queued=1, overdue=1)
+    assert run(runtime, clock.at + HOUR) == review_sla.Report(queued=0, overdue=1)
+    [payload] = overdue_jobs(runtime)
+    assert payload["since"] == events_out.iso(match_at)
+    with transaction(runtime.sessions) as session:
+        job = session.scalars(sa.select(Job).where(Job.kind == queue.N8N_EVENT, Job.inquiry_id == "inq_mon1")
+                              .order_by(Job.id.desc())).first()
+    prepared = notify.prepare(runtime.sessions, runtime.config, json.loads(job.payload), secret_key="k", now=clock.at)
+    assert not isinstance(prepared, str), prepared  # still the same case: sent
+    dismissal = samples.report_event(event_id=new_id("evt"), report_id="rep_mon1", inquiry_id="inq_mon1",
+                                     action="dismissed", has_match=False, created_at=match_at + 50 * HOUR)
+    assert post_event(client, dismissal).status_code == 200
+    assert client.get("/api/v1/inquiries?status=needs_review", headers=admin_headers()).get_json()["items"] == []
+    assert isinstance(notify.prepare(runtime.sessions, runtime.config, json.loads(job.payload),
+                                     secret_key="k", now=clock.at), str)  # the case ended: not sent

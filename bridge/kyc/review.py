@@ -1,7 +1,9 @@
 """The review SLA: how long a case in manual review may wait before it is overdue. Pure: no I/O.
 
-A case waits from the moment it entered review (the time of the event that put the inquiry into
-`needs_review`, as the admin view counts it); it is overdue once it has waited longer than its
+A review case is an inquiry in `needs_review`, or an approval a continuous-monitoring match holds
+in review (bridge.kyc.monitoring: the person is shown `needs_review` until a dismissal or a new
+approval). A case waits from the moment it entered review (the time of the event that put the
+inquiry into `needs_review`, or of the match); it is overdue once it has waited longer than its
 level's target (`[review] target_hours`). A case whose level is unknown (a template no user type
 names) gets the strictest target. The same inquiry entering review again later (a new deciding
 event) is a new case, with a clock and an overdue alert of its own.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+
+from bridge.kyc import monitoring
 
 NEEDS_REVIEW = "needs_review"
 
@@ -35,6 +39,20 @@ def waiting(status: str, since: datetime | None, now: datetime, hours: int) -> t
 
 
 def waiting_since(decided_at: datetime | None, updated_at: datetime) -> datetime:
-    """When a case in review entered it: the deciding event's time (the row's last change when no
-    event decided it). The store's SQL twin is bridge.outbox.review_sla.WAITING_SINCE."""
+    """When a `needs_review` inquiry entered review: the deciding event's time (the row's last
+    change when no event decided it)."""
     return decided_at or updated_at
+
+
+class InquiryLike(monitoring.InquiryLike):
+    updated_at: datetime
+
+
+def case_since(inquiry: InquiryLike) -> datetime | None:
+    """When the inquiry's current review case began; None when it is in no review. The store's SQL
+    twins are bridge.outbox.review_sla.IN_REVIEW and WAITING_SINCE."""
+    if monitoring.holds_in_review(inquiry):
+        return inquiry.monitoring_since
+    if inquiry.status == NEEDS_REVIEW:
+        return waiting_since(inquiry.decided_at, inquiry.updated_at)
+    return None

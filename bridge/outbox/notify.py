@@ -172,8 +172,8 @@ def _review_overdue(session: Session, config: Config, payload: dict[str, Any]) -
     inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one_or_none()
     if inquiry is None:
         return f"{SKIPPED_PREFIX}: inquiry no longer stored"
-    if inquiry.status != Status.NEEDS_REVIEW.value or events_out.iso(
-            review.waiting_since(inquiry.decided_at, inquiry.updated_at)) != payload["since"]:
+    case_since = review.case_since(inquiry)
+    if case_since is None or events_out.iso(case_since) != payload["since"]:
         return f"{SKIPPED_PREFIX}: superseded (the review was decided, or the inquiry entered review again)"
     contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None
     person = _person(contact, events_out.REVIEW_OVERDUE, "inquiry")

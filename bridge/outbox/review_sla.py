@@ -1,7 +1,8 @@
 """The review SLA's scheduled pass: one `kyc.review_overdue` event (to compliance) per review case
 that went past its target.
 
-A review case is an inquiry in `needs_review` since a given time (bridge.kyc.review); its target
+A review case is an inquiry in `needs_review`, or an approval a monitoring match holds in review,
+since a given time (bridge.kyc.review); its target
 is `[review] target_hours` of its level. A run finds the cases past their target that were not
 alerted yet and, for each, in one transaction: marks the inquiry (`review_overdue_for` = the time
 the case entered review, a conditional UPDATE, so two runs at once alert once), queues the
@@ -19,19 +20,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
 from bridge.config import Config
 from bridge.kyc import review
+from bridge.kyc.states import Status
 from bridge.outbox import notify
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Inquiry
 
-# A case in review waits since the event that put it there (bridge.kyc.review.waiting_since).
-WAITING_SINCE = func.coalesce(Inquiry.decided_at, Inquiry.updated_at)
+# The SQL twins of bridge.kyc.monitoring.in_force and bridge.kyc.review.case_since: an approval a
+# match holds in review; an inquiry in review; since when (the match, else the deciding event).
+HELD = ((Inquiry.status == Status.APPROVED.value) & Inquiry.monitoring_kind.is_not(None)
+        & Inquiry.monitoring_since.is_not(None)
+        & (Inquiry.decided_at.is_(None) | (Inquiry.monitoring_since > Inquiry.decided_at)))
+IN_REVIEW = (Inquiry.status == review.NEEDS_REVIEW) | HELD
+WAITING_SINCE = case((HELD, Inquiry.monitoring_since), else_=func.coalesce(Inquiry.decided_at, Inquiry.updated_at))
+# The status an admin sees (bridge.kyc.monitoring.status_shown).
+SHOWN_STATUS = case((HELD, review.NEEDS_REVIEW), else_=Inquiry.status)
 BATCH = 500  # cases looked at per run at most; the next run takes the rest
 
 
@@ -42,7 +51,7 @@ def overdue(targets: Mapping[str, int], now: datetime) -> Any:
                  for level in levels]
     unknown_level = (Inquiry.level.is_(None) | Inquiry.level.not_in(levels)) & (
         WAITING_SINCE < now - timedelta(hours=review.target_hours(targets, None)))
-    return (Inquiry.status == review.NEEDS_REVIEW) & or_(*per_level, unknown_level)
+    return IN_REVIEW & or_(*per_level, unknown_level)
 
 
 def _not_alerted() -> Any:
@@ -75,7 +84,7 @@ def _alert(session: Session, config: Config, row_id: int, inquiry_id: str, level
     # Only if it is still the same case and nobody alerted it meanwhile; updated_at stays: marking
     # the alert is no change of the inquiry (and updated_at may be the case's waiting time).
     marked = session.execute(
-        update(Inquiry).where(Inquiry.id == row_id, Inquiry.status == review.NEEDS_REVIEW, WAITING_SINCE == since,
+        update(Inquiry).where(Inquiry.id == row_id, IN_REVIEW, WAITING_SINCE == since,
                               or_(Inquiry.review_overdue_for.is_(None), Inquiry.review_overdue_for != since))
         .values(review_overdue_for=since, updated_at=Inquiry.updated_at)
         .execution_options(synchronize_session=False))
