@@ -73,12 +73,22 @@ def test_template_lookup():
     (lambda d: d["schedule"].__setitem__("renew_every", "soon"), "schedule.renew_every", "not a duration"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path, mutate, key, problem):
+    assert_refused(*load_with(tmp_path, mutate), key, problem)
+
+
+def load_with(tmp_path, mutate):  # type: ignore[no-untyped-def]
+    """The bundled config changed by `mutate`, written to a file: (path, a loader of it)."""
     document = bundled_document()
     mutate(document)
     path = tmp_path / "bridge.toml"
     path.write_text(_dump(document))
+    return path, lambda: config_module.load(str(path))
+
+
+def assert_refused(path, load, key: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+    """Loading fails with one message that names the file, the key and the problem."""
     with pytest.raises(ConfigError) as caught:
-        config_module.load(str(path))
+        load()
     message = str(caught.value)
     assert message.startswith(f"{path}: {key}: "), message
     assert problem in message

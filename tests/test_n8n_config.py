@@ -3,8 +3,8 @@
 import pytest
 
 from bridge import config as config_module
-from bridge.config import USER_TYPES, WELCOME_VARIANTS, ConfigError
-from test_config import _dump, bundled_document
+from bridge.config import USER_TYPES, WELCOME_VARIANTS
+from test_config import assert_refused, load_with
 
 
 def test_bundled_defaults():
@@ -15,14 +15,6 @@ def test_bundled_defaults():
         "contributor": "team", "intern": "team", "investor": "investor", "customer": "agency",
         "cooperative_member": "membership", "vendor": "partner"}
     assert n8n.welcome_variant("unknown") == "standard"
-
-
-def load_with(tmp_path, mutate):
-    document = bundled_document()
-    mutate(document)
-    path = tmp_path / "bridge.toml"
-    path.write_text(_dump(document))
-    return path, lambda: config_module.load(str(path))
 
 
 def test_section_may_be_left_out(tmp_path):
@@ -58,12 +50,7 @@ def test_welcome_variant_override(tmp_path):
      "unknown user type"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path, mutate, key, problem):
-    path, load = load_with(tmp_path, mutate)
-    with pytest.raises(ConfigError) as caught:
-        load()
-    message = str(caught.value)
-    assert message.startswith(f"{path}: {key}: "), message
-    assert problem in message
+    assert_refused(*load_with(tmp_path, mutate), key, problem)
 
 
 def test_variants_match_the_shipped_flow():

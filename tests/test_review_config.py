@@ -2,10 +2,9 @@
 `[n8n] review_deadline_hours` as a deprecated alias), and whether an erasure removes CRM tags."""
 
 import pytest
-from test_n8n_config import load_with
+from test_config import assert_refused, load_with
 
 from bridge import config as config_module
-from bridge.config import ConfigError
 
 
 def test_bundled_defaults():
@@ -51,9 +50,4 @@ def test_erase_crm_tags_may_be_turned_off(tmp_path):
     (lambda d: d["schedule"].update(review_overdue_every="soon"), "schedule.review_overdue_every", "not a duration"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path, mutate, key, problem):
-    path, load = load_with(tmp_path, mutate)
-    with pytest.raises(ConfigError) as caught:
-        load()
-    message = str(caught.value)
-    assert message.startswith(f"{path}: {key}: "), message
-    assert problem in message
+    assert_refused(*load_with(tmp_path, mutate), key, problem)
