@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bridge.consent.onboarding import kyc_status
 from bridge.outbox import review_sla
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import monitoring, renewal, review
+from bridge.kyc import renewal, review, standing
 from bridge.kyc.states import status_of_event
 from bridge.kyc.timestamps import iso_utc
 from bridge.store import queue
@@ -92,13 +92,13 @@ _WAITING_SINCE = review_sla.WAITING_SINCE
 
 
 def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]], now: datetime | None,
-           targets: Mapping[str, int]) -> list[InquiryView]:
+           targets: Mapping[str, int], lapse: renewal.Policy | None) -> list[InquiryView]:
     syncs = _sync_states(session, [inquiry.inquiry_id for inquiry, _, _ in rows])
     views = []
     for inquiry, email, first_name in rows:
         target = review.target_hours(targets, inquiry.level)
-        status = monitoring.status_shown(inquiry)  # an approval a match holds in review is in review
-        hours, overdue = review.waiting(status, review.case_since(inquiry), now, target) if now else (None, False)
+        status = standing.status_shown(inquiry, lapse)  # what the gate says: held in review, or lapsed
+        hours, overdue = review.waiting(status, review.case_since(inquiry, lapse), now, target) if now else (None, False)
         views.append(InquiryView(
             inquiry.inquiry_id, status, inquiry.user_type, inquiry.level, email, first_name,
             inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,
@@ -111,7 +111,7 @@ def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
 
 # What `sort` may name, and the column each orders by (`waiting` = time in review).
 SORT_COLUMNS = {
-    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": review_sla.SHOWN_STATUS,
+    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": Inquiry.status,
     "user_type": Inquiry.user_type, "level": Inquiry.level, "email": Contact.email,
     "name": Contact.first_name, "waiting": _WAITING_SINCE,
 }
@@ -135,10 +135,12 @@ def _ordered(column, descending: bool):  # type: ignore[no-untyped-def]
 
 
 def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime, targets: Mapping[str, int],
-                   where: InquiryFilter = InquiryFilter()) -> Page:
+                   where: InquiryFilter = InquiryFilter(), lapse: renewal.Policy | None = None) -> Page:
+    """A page of inquiries; `status` (filter and sort) is the one the gate says (`lapse`: renewals)."""
+    shown = review_sla.shown_status(lapse)
     query = select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
     if where.status:
-        query = query.where(review_sla.SHOWN_STATUS == where.status)
+        query = query.where(shown == where.status)
     if where.user_type:
         query = query.where(Inquiry.user_type == where.user_type)
     if where.level:
@@ -153,21 +155,21 @@ def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     order = []
     if where.overdue_first:
-        overdue = review_sla.overdue(targets, now)
+        overdue = review_sla.overdue(targets, now, lapse)
         order += [case((overdue, 0), else_=1), case((overdue, _WAITING_SINCE), else_=None).asc()]
-    order += _ordered(SORT_COLUMNS[where.sort], where.descending)
+    order += _ordered(shown if where.sort == "status" else SORT_COLUMNS[where.sort], where.descending)
     order.append(Inquiry.id.desc() if where.descending else Inquiry.id.asc())
     rows = session.execute(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now, targets), total, page, per_page)
+    return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now, targets, lapse), total, page, per_page)
 
 
 def get_inquiry(session: Session, inquiry_id: str, now: datetime | None, *,
-                targets: Mapping[str, int]) -> InquiryView | None:
+                targets: Mapping[str, int], lapse: renewal.Policy | None = None) -> InquiryView | None:
     row = session.execute(
         select(Inquiry, Contact.email, Contact.first_name).outerjoin(Contact, Contact.id == Inquiry.contact_id)
         .where(Inquiry.inquiry_id == inquiry_id)
     ).first()
-    return _views(session, [(row[0], row[1], row[2])], now, targets)[0] if row else None
+    return _views(session, [(row[0], row[1], row[2])], now, targets, lapse)[0] if row else None
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -210,31 +212,38 @@ def median_hours_to_decision(session: Session) -> float | None:
     return round(median(hours), 2) if hours else None
 
 
-def review_counts(session: Session, *, now: datetime, targets: Mapping[str, int]) -> dict[str | None, tuple[int, int]]:
+def review_counts(session: Session, *, now: datetime, targets: Mapping[str, int],
+                  lapse: renewal.Policy | None = None) -> dict[str | None, tuple[int, int]]:
     """Per level (None: unknown): (cases waiting in review, of which overdue). For stats and /metrics."""
-    overdue = review_sla.overdue(targets, now)
+    overdue = review_sla.overdue(targets, now, lapse)
     rows = session.execute(
         select(Inquiry.level, func.count(), func.sum(case((overdue, 1), else_=0)))
-        .where(review_sla.IN_REVIEW).group_by(Inquiry.level)).all()
+        .where(review_sla.in_review(lapse)).group_by(Inquiry.level)).all()
     return {level: (int(total), int(late or 0)) for level, total, late in rows}
 
 
-def stats(session: Session, *, now: datetime, targets: Mapping[str, int]) -> dict[str, object]:
-    """Counts per status, the funnel, and the review queue with waiting times against each level's
-    target (`review_targets`, which the WordPress admin page shows)."""
-    shown = review_sla.SHOWN_STATUS
-    counts = dict(session.execute(select(shown, func.count()).group_by(shown)).all())
-    per_level = review_counts(session, now=now, targets=targets)
+def status_counts(session: Session, lapse: renewal.Policy | None = None) -> dict[str, int]:
+    """Inquiries per status, the status the gate says (held in review by a match, or lapsed)."""
+    shown = review_sla.shown_status(lapse)
+    return dict(session.execute(select(shown, func.count()).group_by(shown)).all())
+
+
+def stats(session: Session, *, now: datetime, targets: Mapping[str, int],
+          lapse: renewal.Policy | None = None) -> dict[str, object]:
+    """Counts per status (the status the gate says), the funnel, and the review queue with waiting
+    times against each level's target (`review_targets`, which the WordPress admin page shows)."""
+    counts = status_counts(session, lapse)
+    per_level = review_counts(session, now=now, targets=targets, lapse=lapse)
     review_total = sum(total for total, _ in per_level.values())
     review_overdue = sum(late for _, late in per_level.values())
     # The longest waiting only: the full queue is paged through GET /api/v1/inquiries?status=needs_review.
     queue_rows = session.scalars(
-        select(Inquiry).where(review_sla.IN_REVIEW)
+        select(Inquiry).where(review_sla.in_review(lapse))
         .order_by(*_ordered(_WAITING_SINCE, False), Inquiry.id).limit(REVIEW_QUEUE_LIMIT)
     ).all()
     review_queue = []
     for inquiry in queue_rows:
-        since = review.case_since(inquiry)
+        since = review.case_since(inquiry, lapse)
         target = review.target_hours(targets, inquiry.level)
         hours, overdue = review.waiting(NEEDS_REVIEW, since, now, target)
         review_queue.append({
@@ -312,7 +321,7 @@ def contact_detail(session: Session, email: str, *, now: datetime,
         return None
     inquiries = session.scalars(select(Inquiry).where(Inquiry.contact_id == contact.id).order_by(Inquiry.id)).all()
     inquiry_ids = [i.inquiry_id for i in inquiries]
-    views = _views(session, [(i, contact.email, contact.first_name) for i in inquiries], now, targets)
+    views = _views(session, [(i, contact.email, contact.first_name) for i in inquiries], now, targets, lapse)
     events: dict[str, list[dict[str, object]]] = {inquiry_id: [] for inquiry_id in inquiry_ids}
     if inquiry_ids:
         for event in session.scalars(select(Event).where(Event.inquiry_id.in_(inquiry_ids))

@@ -250,3 +250,25 @@ def test_without_n8n_the_scheduled_pass_records_lapses_but_no_notices(runtime, c
     with transaction(runtime.sessions) as session:
         lapsed = dict(session.execute(sa.select(Inquiry.inquiry_id, Inquiry.lapsed_at)).all())
     assert lapsed == {"inq_ren6": None, "inq_ren7": T + 395 * DAY}  # the older approval was renewed by the newer
+
+
+def test_the_admin_reads_show_a_lapsed_approval_as_expired(runtime, client, config) -> None:  # type: ignore[no-untyped-def]
+    """The admin list, its status filter, the counts and the review queue say what the gate says:
+    a monitoring match holds the approval in review until the approval lapses; then it is expired."""
+    approve(client, config, "inq_ren9", T)
+    report = samples.report_event(event_id=new_id("evt"), report_id="rep_ren9", inquiry_id="inq_ren9",
+                                  created_at=T + 100 * DAY)
+    assert post_event(client, report).status_code == 200
+
+    def listed(status: str) -> list[tuple[str, str]]:
+        items = client.get(f"/api/v1/inquiries?status={status}", headers=admin_headers()).get_json()["items"]
+        return [(i["inquiry_id"], i["status"]) for i in items]
+
+    runtime.clock = lambda: T + 200 * DAY
+    assert listed("needs_review") == [("inq_ren9", "needs_review")] and listed("approved") == []
+    runtime.clock = lambda: T + 365 * DAY
+    assert kyc(client)["status"] == "expired"
+    assert listed("expired") == [("inq_ren9", "expired")]
+    assert listed("needs_review") == [] and listed("approved") == []
+    stats = client.get("/api/v1/stats", headers=admin_headers()).get_json()
+    assert stats["counts"] == {"expired": 1} and stats["review_total"] == 0

@@ -1,8 +1,8 @@
 """The review SLA: how long a case in manual review may wait before it is overdue. Pure: no I/O.
 
-A review case is an inquiry in `needs_review`, or an approval a continuous-monitoring match holds
-in review (bridge.kyc.monitoring: the person is shown `needs_review` until a dismissal or a new
-approval). A case waits from the moment it entered review (the time of the event that put the
+A review case is an inquiry in `needs_review`, or a live approval a continuous-monitoring match
+holds in review (bridge.kyc.standing: the person is shown `needs_review` until a dismissal, a new
+approval, or the approval's renewal deadline). A case waits from the moment it entered review (the time of the event that put the
 inquiry into `needs_review`, or of the match); it is overdue once it has waited longer than its
 level's target (`[review] target_hours`). A case whose level is unknown (a template no user type
 names) gets the strictest target. The same inquiry entering review again later (a new deciding
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from bridge.kyc import monitoring
+from bridge.kyc import renewal, standing
 
 NEEDS_REVIEW = "needs_review"
 
@@ -44,14 +44,16 @@ def waiting_since(decided_at: datetime | None, updated_at: datetime) -> datetime
     return decided_at or updated_at
 
 
-class InquiryLike(monitoring.InquiryLike):
-    updated_at: datetime
+class InquiryLike(standing.InquiryLike):
+    @property
+    def updated_at(self) -> datetime: ...
 
 
-def case_since(inquiry: InquiryLike) -> datetime | None:
-    """When the inquiry's current review case began; None when it is in no review. The store's SQL
-    twins are bridge.outbox.review_sla.IN_REVIEW and WAITING_SINCE."""
-    if monitoring.holds_in_review(inquiry):
+def case_since(inquiry: InquiryLike, lapse: renewal.Policy | None = None) -> datetime | None:
+    """When the inquiry's current review case began; None when it is in no review (an approval past
+    its renewal deadline under `lapse` is expired, not in review). The store's SQL twins are
+    bridge.outbox.review_sla.in_review and WAITING_SINCE."""
+    if standing.in_monitoring_review(inquiry, lapse):
         return inquiry.monitoring_since
     if inquiry.status == NEEDS_REVIEW:
         return waiting_since(inquiry.decided_at, inquiry.updated_at)

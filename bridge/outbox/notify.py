@@ -103,7 +103,7 @@ def _gather(session: Session, config: Config, payload: dict[str, Any], now: date
     if type_ == events_out.MONITORING_MATCH:
         return _monitoring_match(session, config, payload)
     if type_ == events_out.REVIEW_OVERDUE:
-        return _review_overdue(session, config, payload)
+        return _review_overdue(session, config, payload, now)
     if type_ in events_out.TYPE_FOR_STATUS.values():
         return _status_change(session, config, payload)
     return f"{SKIPPED_PREFIX}: unknown event type {type_!r}"
@@ -167,12 +167,13 @@ def _monitoring_match(session: Session, config: Config, payload: dict[str, Any])
     )
 
 
-def _review_overdue(session: Session, config: Config, payload: dict[str, Any]) -> events_out.EventFacts | str:
+def _review_overdue(session: Session, config: Config, payload: dict[str, Any],
+                    now: datetime) -> events_out.EventFacts | str:
     inquiry_id, since = payload["inquiry_id"], _parse_time(payload["since"])  # as events_out.iso writes it
     inquiry = session.scalars(select(Inquiry).where(Inquiry.inquiry_id == inquiry_id)).one_or_none()
     if inquiry is None:
         return f"{SKIPPED_PREFIX}: inquiry no longer stored"
-    case_since = review.case_since(inquiry)
+    case_since = review.case_since(inquiry, config.renewal_policy(now))
     if case_since is None or events_out.iso(case_since) != payload["since"]:
         return f"{SKIPPED_PREFIX}: superseded (the review was decided, or the inquiry entered review again)"
     contact = session.get(Contact, inquiry.contact_id) if inquiry.contact_id else None

@@ -25,33 +25,55 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import audit
 from bridge.config import Config
-from bridge.kyc import review
+from bridge.kyc import renewal, review
 from bridge.kyc.states import Status
 from bridge.outbox import notify
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Inquiry
 
-# The SQL twins of bridge.kyc.monitoring.in_force and bridge.kyc.review.case_since: an approval a
-# match holds in review; an inquiry in review; since when (the match, else the deciding event).
-HELD = ((Inquiry.status == Status.APPROVED.value) & Inquiry.monitoring_kind.is_not(None)
-        & Inquiry.monitoring_since.is_not(None)
-        & (Inquiry.decided_at.is_(None) | (Inquiry.monitoring_since > Inquiry.decided_at)))
-IN_REVIEW = (Inquiry.status == review.NEEDS_REVIEW) | HELD
-WAITING_SINCE = case((HELD, Inquiry.monitoring_since), else_=func.coalesce(Inquiry.decided_at, Inquiry.updated_at))
-# The status an admin sees (bridge.kyc.monitoring.status_shown).
-SHOWN_STATUS = case((HELD, review.NEEDS_REVIEW), else_=Inquiry.status)
+# The SQL twins of the pure rules: an approval a match holds in review (bridge.kyc.monitoring.in_force);
+# since when a review case waits (bridge.kyc.review.case_since: the match, else the deciding event).
+MATCH_HOLDS = ((Inquiry.status == Status.APPROVED.value) & Inquiry.monitoring_kind.is_not(None)
+               & Inquiry.monitoring_since.is_not(None)
+               & (Inquiry.decided_at.is_(None) | (Inquiry.monitoring_since > Inquiry.decided_at)))
+WAITING_SINCE = case((MATCH_HOLDS, Inquiry.monitoring_since),
+                     else_=func.coalesce(Inquiry.decided_at, Inquiry.updated_at))
+
+
+def lapsed(lapse: renewal.Policy | None) -> Any:
+    """SQL twin of bridge.kyc.renewal.is_lapsed: an approval past its renewal deadline; None when
+    no user type has renewals (nothing lapses)."""
+    if lapse is None or not lapse.days:
+        return None
+    started = func.coalesce(Inquiry.decided_at, Inquiry.created_at)
+    return (Inquiry.status == Status.APPROVED.value) & or_(*[
+        (Inquiry.user_type == user_type) & (started <= lapse.now - timedelta(days=days))
+        for user_type, days in lapse.days.items()])
+
+
+def in_review(lapse: renewal.Policy | None = None) -> Any:
+    """SQL twin of bridge.kyc.review.case_since(...) is not None."""
+    held = MATCH_HOLDS if (expired := lapsed(lapse)) is None else MATCH_HOLDS & ~expired
+    return (Inquiry.status == review.NEEDS_REVIEW) | held
+
+
+def shown_status(lapse: renewal.Policy | None = None) -> Any:
+    """SQL twin of bridge.kyc.standing.status_shown: the status an admin sees."""
+    expired = lapsed(lapse)
+    whens = [] if expired is None else [(expired, Status.EXPIRED.value)]
+    return case(*whens, (MATCH_HOLDS, review.NEEDS_REVIEW), else_=Inquiry.status)
 BATCH = 500  # cases looked at per run at most; the next run takes the rest
 
 
-def overdue(targets: Mapping[str, int], now: datetime) -> Any:
+def overdue(targets: Mapping[str, int], now: datetime, lapse: renewal.Policy | None = None) -> Any:
     """SQL condition: an inquiry in review past its level's target at `now`."""
     levels = list(targets)
     per_level = [(Inquiry.level == level) & (WAITING_SINCE < now - timedelta(hours=targets[level]))
                  for level in levels]
     unknown_level = (Inquiry.level.is_(None) | Inquiry.level.not_in(levels)) & (
         WAITING_SINCE < now - timedelta(hours=review.target_hours(targets, None)))
-    return IN_REVIEW & or_(*per_level, unknown_level)
+    return in_review(lapse) & or_(*per_level, unknown_level)
 
 
 def _not_alerted() -> Any:
@@ -65,26 +87,26 @@ class Report:
 
 
 def run(sessions: sessionmaker[Session], config: Config, *, now: datetime) -> Report:
-    targets = config.review.target_hours
+    targets, lapse = config.review.target_hours, config.renewal_policy(now)
     with transaction(sessions) as session:
-        late = overdue(targets, now)
+        late = overdue(targets, now, lapse)
         total = session.scalar(select(func.count()).select_from(Inquiry).where(late)) or 0
         cases = session.execute(select(Inquiry.id, Inquiry.inquiry_id, Inquiry.level, WAITING_SINCE)
                                 .where(late, _not_alerted()).order_by(WAITING_SINCE, Inquiry.id).limit(BATCH)).all()
     queued = 0
     for row_id, inquiry_id, level, since in cases:
         with transaction(sessions) as session:
-            if _alert(session, config, row_id, inquiry_id, level, since, now=now):
+            if _alert(session, config, row_id, inquiry_id, level, since, now=now, lapse=lapse):
                 queued += 1
     return Report(queued, total)
 
 
 def _alert(session: Session, config: Config, row_id: int, inquiry_id: str, level: str | None, since: datetime,
-           *, now: datetime) -> bool:
+           *, now: datetime, lapse: renewal.Policy | None) -> bool:
     # Only if it is still the same case and nobody alerted it meanwhile; updated_at stays: marking
     # the alert is no change of the inquiry (and updated_at may be the case's waiting time).
     marked = session.execute(
-        update(Inquiry).where(Inquiry.id == row_id, IN_REVIEW, WAITING_SINCE == since,
+        update(Inquiry).where(Inquiry.id == row_id, in_review(lapse), WAITING_SINCE == since,
                               or_(Inquiry.review_overdue_for.is_(None), Inquiry.review_overdue_for != since))
         .values(review_overdue_for=since, updated_at=Inquiry.updated_at)
         .execution_options(synchronize_session=False))

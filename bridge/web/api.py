@@ -70,8 +70,9 @@ def list_inquiries():  # type: ignore[no-untyped-def]
     except ValueError as exc:
         return error(400, str(exc))
     with transaction(rt.sessions) as session:
-        result = queries.list_inquiries(session, where=where, page=page, per_page=per_page, now=rt.clock(),
-                                        targets=rt.config.review.target_hours)
+        now = rt.clock()
+        result = queries.list_inquiries(session, where=where, page=page, per_page=per_page, now=now,
+                                        targets=rt.config.review.target_hours, lapse=rt.config.renewal_policy(now))
     return jsonify({
         "items": [view.as_json() for view in result.items],
         "page": result.page, "per_page": result.per_page, "total": result.total,
@@ -84,7 +85,9 @@ def list_inquiries():  # type: ignore[no-untyped-def]
 def get_inquiry(inquiry_id: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     with transaction(rt.sessions) as session:
-        view = queries.get_inquiry(session, inquiry_id, rt.clock(), targets=rt.config.review.target_hours)
+        now = rt.clock()
+        view = queries.get_inquiry(session, inquiry_id, now, targets=rt.config.review.target_hours,
+                                   lapse=rt.config.renewal_policy(now))
     if view is None:
         return error(404, "no such inquiry")
     return jsonify(view.as_json())

@@ -34,7 +34,7 @@ def _counters() -> bytes:
 def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
     from bridge import queries
     from bridge.store.engine import transaction
-    from bridge.store.models import Inquiry, Job
+    from bridge.store.models import Job
 
     jobs = GaugeMetricFamily("kyc_jobs", "Outbox jobs by kind and state", labels=["kind", "state"])
     inquiries = GaugeMetricFamily("kyc_inquiries", "Inquiries by status", labels=["status"])
@@ -53,10 +53,11 @@ def render(runtime) -> bytes:  # type: ignore[no-untyped-def]
             select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
         ):
             jobs.add_metric([kind, state], count)
-        for status, count in session.execute(select(Inquiry.status, func.count()).group_by(Inquiry.status)):
+        review_targets, now = runtime.config.review.target_hours, runtime.clock()
+        lapse = runtime.config.renewal_policy(now)
+        for status, count in queries.status_counts(session, lapse).items():
             inquiries.add_metric([status], count)
-        review_targets = runtime.config.review.target_hours
-        per_level = queries.review_counts(session, now=runtime.clock(), targets=review_targets)
+        per_level = queries.review_counts(session, now=now, targets=review_targets, lapse=lapse)
     for level in sorted({*review_targets, *(level or "unknown" for level in per_level)}):
         total, late = per_level.get(None if level == "unknown" else level, (0, 0))
         waiting.add_metric([level], total)

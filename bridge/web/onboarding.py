@@ -182,7 +182,9 @@ def consent_text():  # type: ignore[no-untyped-def]
 def stats():  # type: ignore[no-untyped-def]
     rt = runtime()
     with transaction(rt.sessions) as session:
-        result = queries.stats(session, now=rt.clock(), targets=rt.config.review.target_hours)
+        now = rt.clock()
+        result = queries.stats(session, now=now, targets=rt.config.review.target_hours,
+                               lapse=rt.config.renewal_policy(now))
     return jsonify(result)
 
 
