@@ -426,6 +426,10 @@ def test_a_withdrawal_ends_verified_standing_until_the_person_consents_and_verif
     assert client.post("/api/v1/inquiries/inq_before/resync", headers=admin_headers()).status_code in (200, 202)
     details = [o.detail for o in Worker(runtime).drain() if o.kind == "crm.sync"]
     assert details and all(d.startswith("dry run: would attach -; detach ") for d in details), details
+    # a late decision of the old inquiry emails the person nothing: it no longer speaks for them
+    webhook(client, config, "inq_before", "declined", minutes_ago=5, reference_id=reference, user_type="customer")
+    emails = [o.detail for o in Worker(runtime).drain() if o.kind == "n8n.event"]
+    assert emails and all("from before the person's new consent" in d for d in emails), emails
 
     webhook(client, config, "inq_after", "approved", reference_id=again["reference_id"], user_type="customer")
     one, batch = lookup()

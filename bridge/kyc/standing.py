@@ -46,6 +46,12 @@ class InquiryLike(monitoring.InquiryLike, Protocol):
 I = TypeVar("I", bound=InquiryLike)  # noqa: E741 - reads as "an inquiry" in the signatures below
 
 
+def counts_since(inquiry: InquiryLike, since: datetime | None) -> bool:
+    """Whether the inquiry may speak for the person after a new consent at `since` (None: they never
+    withdrew): only inquiries created from then on do."""
+    return since is None or inquiry.created_at >= since
+
+
 def speaking_inquiry(inquiries: Sequence[I], lapse: renewal.Policy | None = None, *, withdrawn: bool = False,
                      since: datetime | None = None) -> I | None:
     """The inquiry whose status is the person's status; None when there is none. `withdrawn`: the
@@ -53,8 +59,7 @@ def speaking_inquiry(inquiries: Sequence[I], lapse: renewal.Policy | None = None
     (inquiries created before it no longer speak)."""
     if withdrawn:
         return None
-    if since is not None:
-        inquiries = [i for i in inquiries if i.created_at >= since]
+    inquiries = [i for i in inquiries if counts_since(i, since)]
     if not inquiries:
         return None
     approved = [i for i in inquiries if i.status == Status.APPROVED.value]

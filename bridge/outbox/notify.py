@@ -20,7 +20,7 @@ from bridge.outbox import events_out, remind, renew
 from bridge.consent import onboarding
 from bridge.config import Config
 from bridge.outbox.crm_sync import SKIPPED_PREFIX
-from bridge.kyc import monitoring, renewal, retry, review
+from bridge.kyc import monitoring, renewal, retry, review, standing
 from bridge.kyc.states import Status
 from bridge.store import queue
 from bridge.store.engine import transaction
@@ -132,6 +132,10 @@ def _status_change(session: Session, config: Config, payload: dict[str, Any]) ->
     person = _person(contact, type_, "inquiry")
     if isinstance(person, str):
         return person
+    if (type_ != events_out.NEEDS_REVIEW and contact is not None
+            and not standing.counts_since(inquiry, contact.standing_since)):
+        # Its status is no longer the person's (bridge/kyc/standing.py): no email to them about it.
+        return f"{SKIPPED_PREFIX}: an inquiry from before the person's new consent"
     occurred_at = _parse_time(payload["occurred_at"])
     return events_out.EventFacts(
         event_id=events_out.status_event_id(inquiry_id, status), type=type_, occurred_at=occurred_at,
