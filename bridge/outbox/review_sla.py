@@ -1,16 +1,16 @@
 """The review SLA's scheduled pass: one `kyc.review_overdue` event (to compliance) per review case
 that went past its target.
 
-A review case is an inquiry in `needs_review`, or an approval a monitoring match holds in review,
-since a given time (bridge.kyc.review); its target
-is `[review] target_hours` of its level. A run finds the cases past their target that were not
+A review case is an inquiry in `needs_review`, or a live approval a monitoring match holds in
+review, since a given time (bridge.kyc.review); its target is `[review] target_hours` of its level. A run finds the cases past their target that were not
 alerted yet and, for each, in one transaction: marks the inquiry (`review_overdue_for` = the time
 the case entered review, a conditional UPDATE, so two runs at once alert once), queues the
 `n8n.event` job and appends a `review.overdue` audit entry. The same inquiry entering review again
 later is a new case with its own time, so it may go overdue (and be alerted) again.
 
-Runs on `[schedule] review_overdue_every` in `serve`/`worker` (bridge.outbox.upkeep). The SQL of
-"in review and overdue" lives here too: the admin API, the stats and /metrics use it (bridge.queries).
+Runs on `[schedule] review_overdue_every` in `serve`/`worker` (bridge.outbox.upkeep). The SQL twins
+of the rules (in review, since when, the status an admin sees, overdue) live here too: the admin
+API, the stats and /metrics use them (bridge.queries).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from bridge.outbox import notify
 from bridge.store import queue
 from bridge.store.engine import transaction
 from bridge.store.models import Inquiry
+
+BATCH = 500  # cases looked at per run at most; the next run takes the rest
 
 # The SQL twins of the pure rules: an approval a match holds in review (bridge.kyc.monitoring.in_force);
 # since when a review case waits (bridge.kyc.review.case_since: the match, else the deciding event).
@@ -63,7 +65,6 @@ def shown_status(lapse: renewal.Policy | None = None) -> Any:
     expired = lapsed(lapse)
     whens = [] if expired is None else [(expired, Status.EXPIRED.value)]
     return case(*whens, (MATCH_HOLDS, review.NEEDS_REVIEW), else_=Inquiry.status)
-BATCH = 500  # cases looked at per run at most; the next run takes the rest
 
 
 def overdue(targets: Mapping[str, int], now: datetime, lapse: renewal.Policy | None = None) -> Any:
