@@ -2,10 +2,11 @@
 that went past its target.
 
 A review case is an inquiry in `needs_review`, or a live approval a monitoring match holds in
-review, since a given time (bridge.kyc.review); its target is `[review] target_hours` of its level. A run finds the cases past their target that were not
-alerted yet and, for each, in one transaction: marks the inquiry (`review_overdue_for` = the time
-the case entered review, a conditional UPDATE, so two runs at once alert once), queues the
-`n8n.event` job and appends a `review.overdue` audit entry. The same inquiry entering review again
+review, since a given time (bridge.kyc.review); its target is `[review] target_hours` of its level.
+A run finds the cases past their target that were not alerted yet and, for each, in one
+transaction: marks the inquiry (`review_overdue_for` = the time the case entered review, a
+conditional UPDATE, so two runs at once alert once), queues the `n8n.event` job and appends a
+`review.overdue` audit entry. The same inquiry entering review again
 later is a new case with its own time, so it may go overdue (and be alerted) again.
 
 Runs on `[schedule] review_overdue_every` in `serve`/`worker` (bridge.outbox.upkeep). The SQL twins
