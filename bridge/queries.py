@@ -98,7 +98,8 @@ def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
     for inquiry, email, first_name in rows:
         target = review.target_hours(targets, inquiry.level)
         status = standing.status_shown(inquiry, lapse)  # what the gate says: held in review, or lapsed
-        hours, overdue = review.waiting(status, review.case_since(inquiry, lapse), now, target) if now else (None, False)
+        since = review.case_since(inquiry, lapse)
+        hours, overdue = review.waiting(status, since, now, target) if now else (None, False)
         views.append(InquiryView(
             inquiry.inquiry_id, status, inquiry.user_type, inquiry.level, email, first_name,
             inquiry.template_id, inquiry.reference_id, inquiry.decided_at, inquiry.decided_by,

@@ -232,7 +232,8 @@ class _Batch:
         with pipelined(connection):
             known = _KNOWN_EVENTS.send(connection, {}, {"ids": event_ids})
             locked = _LOCK_INQUIRIES.send(connection, {}, {"ids": inquiry_ids}) if inquiry_ids else None
-            early = _EARLY_REPORTS.send(connection, {"reports": "report/%", "applied": False}, {"ids": first_seen}) if first_seen else None
+            early = (_EARLY_REPORTS.send(connection, {"reports": "report/%", "applied": False}, {"ids": first_seen})
+                     if first_seen else None)
             # Asked after taking the inquiries' locks: a worker that claims one of these syncs now
             # reads the inquiry after this transaction (crm_sync reads it FOR SHARE).
             sync_waiting = queue.send_not_started_for(connection, queue.CRM_SYNC, inquiry_ids)

@@ -2,9 +2,9 @@
 
 A review case is an inquiry in `needs_review`, or a live approval a continuous-monitoring match
 holds in review (bridge.kyc.standing: the person is shown `needs_review` until a dismissal, a new
-approval, or the approval's renewal deadline). A case waits from the moment it entered review (the time of the event that put the
-inquiry into `needs_review`, or of the match); it is overdue once it has waited longer than its
-level's target (`[review] target_hours`). A case whose level is unknown (a template no user type
+approval, or the approval's renewal deadline). A case waits from the moment it entered review
+(the time of the event that put the inquiry into `needs_review`, or of the match); it is overdue
+once it has waited longer than its level's target (`[review] target_hours`). A case whose level is unknown (a template no user type
 names) gets the strictest target. The same inquiry entering review again later (a new deciding
 event) is a new case, with a clock and an overdue alert of its own.
 """

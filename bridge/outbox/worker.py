@@ -166,7 +166,8 @@ def n8n_event_handler(runtime: Runtime) -> Handler:
 
 def default_handlers(runtime: Runtime) -> dict[str, Handler]:
     return {queue.CRM_SYNC: crm_sync_handler(runtime), queue.CRM_TAG: crm_tag_handler(runtime),
-            queue.CRM_ERASE: crm_erase_handler(runtime), queue.PERSONA_REDACT: persona_redact_handler(runtime), queue.N8N_EVENT: n8n_event_handler(runtime)}
+            queue.CRM_ERASE: crm_erase_handler(runtime), queue.PERSONA_REDACT: persona_redact_handler(runtime),
+            queue.N8N_EVENT: n8n_event_handler(runtime)}
 
 
 class Worker:
