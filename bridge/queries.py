@@ -110,12 +110,15 @@ def _views(session: Session, rows: list[tuple[Inquiry, str | None, str | None]],
     return views
 
 
-# What `sort` may name, and the column each orders by (`waiting` = time in review).
-SORT_COLUMNS = {
-    "updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": Inquiry.status,
-    "user_type": Inquiry.user_type, "level": Inquiry.level, "email": Contact.email,
-    "name": Contact.first_name, "waiting": _WAITING_SINCE,
-}
+# What `sort` may name (`waiting` = time in review, `status` = the status the gate says).
+SORTS = ("updated_at", "decided_at", "status", "user_type", "level", "email", "name", "waiting")
+
+
+def _sort_columns(shown_status):  # type: ignore[no-untyped-def]
+    """The column each of SORTS orders by, with the shown status of the list's moment."""
+    return {"updated_at": Inquiry.updated_at, "decided_at": Inquiry.decided_at, "status": shown_status,
+            "user_type": Inquiry.user_type, "level": Inquiry.level, "email": Contact.email,
+            "name": Contact.first_name, "waiting": _WAITING_SINCE}
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def list_inquiries(session: Session, *, page: int, per_page: int, now: datetime,
     if where.overdue_first:
         overdue = review_sla.overdue(targets, now, lapse)
         order += [case((overdue, 0), else_=1), case((overdue, _WAITING_SINCE), else_=None).asc()]
-    order += _ordered(shown if where.sort == "status" else SORT_COLUMNS[where.sort], where.descending)
+    order += _ordered(_sort_columns(shown)[where.sort], where.descending)
     order.append(Inquiry.id.desc() if where.descending else Inquiry.id.asc())
     rows = session.execute(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
     return Page(_views(session, [(r[0], r[1], r[2]) for r in rows], now, targets, lapse), total, page, per_page)

@@ -55,7 +55,7 @@ def _inquiry_filter() -> queries.InquiryFilter:
     overdue_first = _choice("overdue_first", ("0", "1", "true", "false"), "0") in ("1", "true")
     return queries.InquiryFilter(
         status=status, user_type=user_type, level=_choice("level", LEVELS), email=email, search=search,
-        sort=_choice("sort", tuple(queries.SORT_COLUMNS), "updated_at") or "updated_at",
+        sort=_choice("sort", queries.SORTS, "updated_at") or "updated_at",
         descending=ORDERS[_choice("order", tuple(ORDERS), "desc") or "desc"], overdue_first=overdue_first)
 
 

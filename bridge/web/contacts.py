@@ -48,9 +48,10 @@ def contact_detail(raw_email: str):  # type: ignore[no-untyped-def]
     """Status history, consents, inquiries, and the CRM sync and n8n jobs with their errors."""
     rt = runtime()
     email = path_email(raw_email)
+    now = rt.clock()
     with transaction(rt.sessions) as session:
-        detail = queries.contact_detail(session, email, now=rt.clock(), targets=rt.config.review.target_hours,
-                                        lapse=rt.config.renewal_policy(rt.clock()))
+        detail = queries.contact_detail(session, email, now=now, targets=rt.config.review.target_hours,
+                                        lapse=rt.config.renewal_policy(now))
     return jsonify(detail) if detail is not None else error(404, "no data held for this email")
 
 

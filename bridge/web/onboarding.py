@@ -138,7 +138,6 @@ def _send_link(body: dict[str, Any], email: str, user_type: str):  # type: ignor
     return jsonify({"queued": True}), 202
 
 
-_path_email = path_email  # shared with bridge/web/contacts.py
 
 
 @bp.get("/contacts/<path:raw_email>/kyc")
@@ -146,7 +145,7 @@ _path_email = path_email  # shared with bridge/web/contacts.py
 def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
     user_type = request.args.get("user_type") or None
-    email = _path_email(raw_email)
+    email = path_email(raw_email)
     if user_type and user_type not in rt.config.user_types:
         return error(400, "unknown user_type")
     with transaction(rt.sessions) as session:
@@ -159,7 +158,7 @@ def contact_kyc(raw_email: str):  # type: ignore[no-untyped-def]
 @require_read_token  # the person's own choice, relayed by the site's front end (like a session start)
 def withdraw_consent(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    known = onboarding.withdraw_consent(rt.sessions, _path_email(raw_email), now=rt.clock(),
+    known = onboarding.withdraw_consent(rt.sessions, path_email(raw_email), now=rt.clock(),
                                         max_attempts=rt.config.max_attempts,
                                         redact_at_persona=bool(rt.settings.persona_api_key))
     if not known:
@@ -192,7 +191,7 @@ def stats():  # type: ignore[no-untyped-def]
 @require_admin_token
 def export_contact(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    email = _path_email(raw_email)
+    email = path_email(raw_email)
     with transaction(rt.sessions) as session:
         data = privacy.export(session, email)
     return jsonify(data) if data is not None else error(404, "no data held for this email")
@@ -202,7 +201,7 @@ def export_contact(raw_email: str):  # type: ignore[no-untyped-def]
 @require_admin_token
 def erase_contact(raw_email: str):  # type: ignore[no-untyped-def]
     rt = runtime()
-    email = _path_email(raw_email)
+    email = path_email(raw_email)
     with transaction(rt.sessions) as session:
         result = privacy.erase(session, email, redact_at_persona=bool(rt.settings.persona_api_key),
                                max_attempts=rt.config.max_attempts, now=rt.clock(), crm_tags=rt.erase_crm_tags())
