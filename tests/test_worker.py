@@ -18,6 +18,7 @@ from bridge.sinks.errors import SinkError
 from bridge.store import queue
 from bridge.store.models import AuditEntry, Job
 from bridge.outbox.worker import Worker
+from conftest import wait_until
 
 CHILD = Path(__file__).with_name("child_worker.py")
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -132,9 +133,7 @@ def test_worker_killed_mid_job_leaves_it_to_be_rerun_after_the_lease(runtime, tm
     rerun = []
     survivor = Worker(runtime, {"test.job": lambda job: rerun.append(job.id) or "re-run"})
     assert survivor.run_once() == []  # the lease still holds
-    deadline = time.monotonic() + 30
-    while not (outcomes := survivor.run_once()) and time.monotonic() < deadline:
-        time.sleep(0.1)  # until the 3 s lease has run out
+    outcomes = wait_until(survivor.run_once, "the 3 s lease to run out and the job to run again", seconds=30)
     assert [o.outcome for o in outcomes] == ["done"]
     assert rerun == [1]
     job = job_rows(runtime)[0]
